@@ -1,0 +1,2 @@
+//! isocore-cap (being built).
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! isocore-pow (being built).
+#![warn(missing_docs)]
