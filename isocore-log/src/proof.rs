@@ -1,0 +1,115 @@
+//! Checking Merkle proofs: recompute a target length's roots from entries, supplied sibling
+//! hashes and the roots the verifier already holds.
+
+use crate::hash::{Hash, parent_hash};
+use crate::tree::{self, ProofShape, Step};
+
+/// Why a proof did not check out. Every variant is the prover's fault except
+/// [`ProofError::MissingLocalNode`], which means the verifier's own store lacks a node it
+/// should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofError {
+    /// The range, base and target lengths do not fit together.
+    InvalidShape,
+    /// The number of entries differs from the proven range.
+    WrongEntryCount,
+    /// Fewer sibling hashes than the shape requires.
+    TooFewNodes,
+    /// More sibling hashes than the shape requires.
+    TooManyNodes,
+    /// The recomputed root hash differs from the one signed (or held).
+    RootMismatch,
+    /// The verifier's store lacks a node at this index.
+    MissingLocalNode(u64),
+}
+
+impl core::fmt::Display for ProofError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ProofError::InvalidShape => f.write_str("proof range does not fit its lengths"),
+            ProofError::WrongEntryCount => f.write_str("entry count differs from the proven range"),
+            ProofError::TooFewNodes => f.write_str("proof has too few nodes"),
+            ProofError::TooManyNodes => f.write_str("proof has too many nodes"),
+            ProofError::RootMismatch => f.write_str("proof does not lead to the signed root"),
+            ProofError::MissingLocalNode(i) => write!(f, "local store lacks tree node {i}"),
+        }
+    }
+}
+
+impl core::error::Error for ProofError {}
+
+/// The outcome of a proof walk: every node value it touched, sorted by index.
+#[derive(Debug)]
+pub(crate) struct Proven {
+    pub nodes: Vec<(u64, Hash)>,
+    pub roots: Vec<Hash>,
+}
+
+impl Proven {
+    pub fn get(&self, index: u64) -> Option<Hash> {
+        self.nodes
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|at| self.nodes[at].1)
+    }
+}
+
+/// Recompute the roots of `shape.target` from the leaves of `[start, end)`, the supplied
+/// sibling hashes (in walk order) and `known`, which returns the verifier's stored roots of
+/// `shape.base` for a range proof.
+pub(crate) fn evaluate(
+    shape: &ProofShape,
+    leaves: &[Hash],
+    supplied: &[Hash],
+    known: impl Fn(u64) -> Option<Hash>,
+) -> Result<Proven, ProofError> {
+    if !shape.is_valid() {
+        return Err(ProofError::InvalidShape);
+    }
+    if leaves.len() as u64 != shape.end - shape.start {
+        return Err(ProofError::WrongEntryCount);
+    }
+    struct Walk<'a, K> {
+        shape: &'a ProofShape,
+        leaves: &'a [Hash],
+        supplied: core::slice::Iter<'a, Hash>,
+        known: K,
+        nodes: Vec<(u64, Hash)>,
+    }
+    impl<K: Fn(u64) -> Option<Hash>> Walk<'_, K> {
+        fn value(&mut self, node: u64, top: bool) -> Result<Hash, ProofError> {
+            let hash = match tree::step(self.shape, node, top) {
+                Step::Known => return (self.known)(node).ok_or(ProofError::MissingLocalNode(node)),
+                Step::Supply => *self.supplied.next().ok_or(ProofError::TooFewNodes)?,
+                Step::Compute if tree::depth(node) == 0 => {
+                    self.leaves[(tree::span(node).0 - self.shape.start) as usize]
+                }
+                Step::Compute | Step::Descend => {
+                    let (l, r) = tree::children(node).expect("leaves are handled above");
+                    let left = self.value(l, false)?;
+                    let right = self.value(r, false)?;
+                    parent_hash(&left, &right)
+                }
+            };
+            self.nodes.push((node, hash));
+            Ok(hash)
+        }
+    }
+    let mut walk = Walk {
+        shape,
+        leaves,
+        supplied: supplied.iter(),
+        known,
+        nodes: Vec::with_capacity(2 * leaves.len() + supplied.len() + 64),
+    };
+    let mut roots = Vec::with_capacity(64);
+    for root in tree::roots(shape.target) {
+        roots.push(walk.value(root, true)?);
+    }
+    if walk.supplied.next().is_some() {
+        return Err(ProofError::TooManyNodes);
+    }
+    let mut nodes = walk.nodes;
+    nodes.sort_unstable_by_key(|(i, _)| *i);
+    Ok(Proven { nodes, roots })
+}
