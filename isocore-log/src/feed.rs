@@ -356,6 +356,30 @@ impl<S: Storage> Feed<S> {
         }))
     }
 
+    /// A self-contained proof of entries `[start, end)` against our head, for anyone who knows
+    /// the feed key. `None` if we do not hold what it needs or the range is past our head.
+    pub fn prove_range(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<crate::proof::RangeProof>, StoreError> {
+        if start >= end || end > self.len() {
+            return Ok(None);
+        }
+        Ok(self
+            .serve(0, start, end, true, usize::MAX)?
+            .and_then(|parts| {
+                let head = parts.head?;
+                (parts.start + parts.entries.len() as u64 == end).then_some(
+                    crate::proof::RangeProof {
+                        head,
+                        start,
+                        nodes: parts.nodes,
+                    },
+                )
+            }))
+    }
+
     /// Check how a peer's announced head relates to ours, freezing the feed on a fork.
     pub(crate) fn check_announced(
         &mut self,

@@ -29,7 +29,7 @@ pub use feed::{DataParts, Feed, FeedError};
 pub use fork::{ForkProof, ForkProofError};
 pub use hash::Hash;
 pub use head::{FeedKey, HEAD_CONTEXT, Signature, SignedHead};
-pub use proof::ProofError;
+pub use proof::{ProofError, RangeProof};
 pub use replicate::{Config, Download, Event, RemoteError, ReplicationError, Replicator};
 pub use store::{MemoryStore, Storage, StoreError, WriteBatch};
 pub use wire::{

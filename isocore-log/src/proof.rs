@@ -21,6 +21,8 @@ pub enum ProofError {
     RootMismatch,
     /// The verifier's store lacks a node at this index.
     MissingLocalNode(u64),
+    /// The head's signature does not verify against the feed's writer.
+    BadSignature,
 }
 
 impl core::fmt::Display for ProofError {
@@ -32,6 +34,7 @@ impl core::fmt::Display for ProofError {
             ProofError::TooManyNodes => f.write_str("proof has too many nodes"),
             ProofError::RootMismatch => f.write_str("proof does not lead to the signed root"),
             ProofError::MissingLocalNode(i) => write!(f, "local store lacks tree node {i}"),
+            ProofError::BadSignature => f.write_str("head signature does not verify"),
         }
     }
 }
@@ -112,4 +115,38 @@ pub(crate) fn evaluate(
     let mut nodes = walk.nodes;
     nodes.sort_unstable_by_key(|(i, _)| *i);
     Ok(Proven { nodes, roots })
+}
+
+/// A self-contained proof that some entries are in a feed: the signed head, the index of the
+/// first entry, and the sibling hashes of a proof from length 0 (`spec/log.md` §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeProof {
+    /// The head the entries are proven against.
+    pub head: crate::head::SignedHead,
+    /// Index of the first entry.
+    pub start: u64,
+    /// Sibling hashes in walk order.
+    pub nodes: Vec<Hash>,
+}
+
+impl RangeProof {
+    /// Check that `entries` sit at `start..` in the feed `key` as of `head`.
+    pub fn verify(&self, key: &crate::head::FeedKey, entries: &[&[u8]]) -> Result<(), ProofError> {
+        let end = self
+            .start
+            .checked_add(entries.len() as u64)
+            .ok_or(ProofError::InvalidShape)?;
+        let shape = ProofShape {
+            base: 0,
+            target: self.head.length,
+            start: self.start,
+            end,
+        };
+        let leaves: Vec<Hash> = entries.iter().map(|e| crate::hash::leaf_hash(e)).collect();
+        let proven = evaluate(&shape, &leaves, &self.nodes, |_| None)?;
+        if crate::hash::root_hash(self.head.length, &proven.roots) != self.head.root {
+            return Err(ProofError::RootMismatch);
+        }
+        self.head.verify(key).map_err(|_| ProofError::BadSignature)
+    }
 }

@@ -443,7 +443,8 @@ impl Replicator {
                 }
             }
         }
-        self.plan(feed, now);
+        // Covers what this message changed: a fork to pass back, a push, new requests.
+        self.on_feed_updated(feed, now);
         Ok(())
     }
 

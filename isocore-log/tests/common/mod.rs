@@ -144,7 +144,12 @@ impl Net {
         for (from, node) in self.nodes.iter_mut().enumerate() {
             for peer in node.peers.iter_mut() {
                 let mut buf = Vec::new();
-                while peer.replicator.poll_transmit(&node.feed, &mut buf).unwrap().is_some() {
+                while peer
+                    .replicator
+                    .poll_transmit(&node.feed, &mut buf)
+                    .unwrap()
+                    .is_some()
+                {
                     out.push((from, peer.node, Bytes::from(std::mem::take(&mut buf))));
                 }
             }
