@@ -502,7 +502,7 @@ fn message_vectors() -> Value {
     let head = *f.head().unwrap();
     let parts = f.serve(16, 3, 6, true, usize::MAX).unwrap().unwrap();
     let entries: Vec<&[u8]> = parts.entries.iter().map(|e| &e[..]).collect();
-    let valid = vec![
+    let valid = [
         (
             "Have",
             Message::Have {
