@@ -657,7 +657,7 @@ impl Replicator {
                 } else {
                     base
                 };
-                if let Some(parts) = feed.serve(base, base, end, true, usize::MAX)? {
+                if let Some(parts) = feed.serve(base, base, end, true, self.config.data_budget)? {
                     self.peer_length = self.peer_length.max(ours);
                     self.encode_data(0, &parts, feed, buf);
                     return Ok(Some(buf.len() - before));

@@ -126,25 +126,7 @@ impl<'a> Message<'a> {
 
     /// Decode one message strictly. Entries borrow from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_MESSAGE_LEN {
-            return Err(DecodeError::TooLong);
-        }
-        let (message, rest): (Message<'a>, _) =
-            postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes);
-        }
-        if postcard::serialize_with_flavor(
-            &message,
-            Compare {
-                expected: bytes,
-                at: 0,
-            },
-        )
-        .is_err()
-        {
-            return Err(DecodeError::NonCanonical);
-        }
+        let message: Message<'a> = decode_canonical(bytes, MAX_MESSAGE_LEN)?;
         message.check_bounds()?;
         Ok(message)
     }
@@ -187,6 +169,34 @@ impl<'a> Message<'a> {
         };
         ok.then_some(()).ok_or(DecodeError::OutOfBounds)
     }
+}
+
+/// Decode a postcard value strictly: at most `max_len` bytes (checked first), no trailing
+/// bytes, and the value must re-encode to exactly `bytes`. Bounds on fields are the caller's.
+pub fn decode_canonical<'a, T>(bytes: &'a [u8], max_len: usize) -> Result<T, DecodeError>
+where
+    T: Deserialize<'a> + Serialize,
+{
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLong);
+    }
+    let (value, rest): (T, _) =
+        postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    if postcard::serialize_with_flavor(
+        &value,
+        Compare {
+            expected: bytes,
+            at: 0,
+        },
+    )
+    .is_err()
+    {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok(value)
 }
 
 /// A postcard output that compares against the input instead of writing, so checking that a

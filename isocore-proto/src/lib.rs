@@ -1,6 +1,21 @@
-//! The Isocore session: Noise handshake, frames, multiplexed streams, RPC and the endpoint.
+//! The Isocore session.
 //!
-//! This crate is not built yet. It will hold the sans-IO session machine that carries
-//! `isocore-log` replication and RPC calls between two nodes over one encrypted connection.
-#![no_std]
+//! Two nodes talk over one connection: a Noise XX handshake that authenticates each side's
+//! Ed25519 identity, then encrypted frames that carry many feed-replication streams, RPC
+//! calls in both directions and control messages, under credit-based flow control. Client and
+//! server run the same code. The crate is sans-IO: bytes, time and randomness are arguments.
+//! The normative description is `spec/proto.md`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod codec;
+pub mod connection;
+pub mod handshake;
+pub mod message;
+
+pub use codec::MAX_MESSAGE_LEN;
+pub use connection::{Connection, ConnectionConfig, ConnectionError, Event};
+pub use handshake::{Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
+pub use message::Message;
+pub mod endpoint;
+pub use endpoint::{ConnectionHandle, Endpoint, EndpointConfig, EndpointEvent};

@@ -1,0 +1,1082 @@
+//! One connection between two nodes: the handshake, then encrypted frames carrying
+//! multiplexed feed streams, RPC calls and control messages, with credit-based flow control.
+//!
+//! The caller's loop (`spec/proto.md` §8): pass bytes read from the transport to
+//! [`Connection::handle_input`]; drain [`Connection::poll_transmit`] into the transport;
+//! drain [`Connection::poll_event`]; call [`Connection::handle_timeout`] when
+//! [`Connection::poll_timeout`] passes. Any call may change what the polls return.
+
+use crate::codec::MAX_MESSAGE_LEN;
+use crate::handshake::{
+    Established, Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role,
+};
+use crate::message::{MAX_REASON_LEN, Message};
+use bytes::Bytes;
+use core::time::Duration;
+use isocore_log::{DecodeError, FeedKey};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Largest Noise message, and so the largest frame body.
+pub const MAX_FRAME_BODY: usize = 65_535;
+const TAG_LEN: usize = 16;
+/// Largest plaintext in one frame.
+pub const MAX_FRAME_PLAINTEXT: usize = MAX_FRAME_BODY - TAG_LEN;
+
+/// Settings of a connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// Handshake settings.
+    pub handshake: HandshakeConfig,
+    /// Close when nothing has been received for this long.
+    pub idle_timeout: Duration,
+    /// Send a ping when nothing has been sent for this long.
+    pub keepalive: Duration,
+    /// Payload bytes the peer may send on one stream before we grant more.
+    pub stream_window: u64,
+    /// Payload bytes the peer may send on the whole connection before we grant more.
+    pub connection_window: u64,
+    /// Streams open at once; a peer opening more is cut off.
+    pub max_streams: usize,
+    /// Calls from the peer awaiting our answer; more is a violation.
+    pub max_incoming_calls: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            handshake: HandshakeConfig::default(),
+            idle_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(10),
+            stream_window: 1 << 20,
+            connection_window: 4 << 20,
+            max_streams: 256,
+            max_incoming_calls: 64,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// The most bytes a connection buffers for received data it has not handed out yet:
+    /// one partial frame, one partly reassembled message, and the connection window plus one
+    /// message of overshoot (`spec/proto.md` §7.3).
+    pub fn receive_memory_bound(&self) -> u64 {
+        (2 + MAX_FRAME_BODY) as u64
+            + MAX_MESSAGE_LEN as u64
+            + self.connection_window
+            + MAX_MESSAGE_LEN as u64
+    }
+}
+
+/// Connection close codes (`spec/proto.md` §9).
+pub mod code {
+    /// Orderly close.
+    pub const NORMAL: u16 = 0;
+    /// The handshake failed.
+    pub const HANDSHAKE: u16 = 1;
+    /// A frame failed to decrypt.
+    pub const DECRYPT: u16 = 2;
+    /// A message that does not decode.
+    pub const MALFORMED: u16 = 3;
+    /// A message that breaks the protocol's rules.
+    pub const PROTOCOL: u16 = 4;
+    /// Data sent beyond the credit granted.
+    pub const FLOW_CONTROL: u16 = 5;
+    /// Too many streams opened.
+    pub const TOO_MANY_STREAMS: u16 = 6;
+    /// Too many calls outstanding.
+    pub const TOO_MANY_CALLS: u16 = 7;
+    /// A message over the maximum size.
+    pub const MESSAGE_TOO_LARGE: u16 = 8;
+    /// Nothing received for too long.
+    pub const IDLE_TIMEOUT: u16 = 9;
+}
+
+/// Stream reset codes (`spec/proto.md` §9).
+pub mod stream_code {
+    /// The stream is done.
+    pub const DONE: u16 = 0;
+    /// No such feed here.
+    pub const UNKNOWN_FEED: u16 = 1;
+    /// The opener did not prove it knows the feed key.
+    pub const BAD_PROOF: u16 = 2;
+    /// Both sides opened the same feed; the other stream is kept.
+    pub const DUPLICATE: u16 = 3;
+    /// The replication on the stream failed; see the log error code.
+    pub const REPLICATION: u16 = 4;
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// The handshake failed.
+    Handshake(HandshakeError),
+    /// A frame failed to decrypt: tampered, replayed or reordered.
+    Decrypt,
+    /// A frame or message that does not decode.
+    Malformed(DecodeError),
+    /// A message that breaks a rule of the protocol.
+    Protocol(&'static str),
+    /// The peer sent beyond the credit we granted.
+    FlowControl,
+    /// The peer opened more streams than allowed.
+    TooManyStreams,
+    /// The peer made more calls than allowed.
+    TooManyCalls,
+    /// A message over the maximum size.
+    MessageTooLarge,
+    /// Nothing received within the idle timeout.
+    IdleTimeout,
+    /// The peer closed the connection.
+    PeerClosed {
+        /// Its code.
+        code: u16,
+        /// Its reason.
+        reason: String,
+    },
+    /// We closed it.
+    LocallyClosed,
+}
+
+impl ConnectionError {
+    /// The code sent in `Close`.
+    pub fn code(&self) -> u16 {
+        match self {
+            ConnectionError::Handshake(_) => code::HANDSHAKE,
+            ConnectionError::Decrypt => code::DECRYPT,
+            ConnectionError::Malformed(_) => code::MALFORMED,
+            ConnectionError::Protocol(_) => code::PROTOCOL,
+            ConnectionError::FlowControl => code::FLOW_CONTROL,
+            ConnectionError::TooManyStreams => code::TOO_MANY_STREAMS,
+            ConnectionError::TooManyCalls => code::TOO_MANY_CALLS,
+            ConnectionError::MessageTooLarge => code::MESSAGE_TOO_LARGE,
+            ConnectionError::IdleTimeout => code::IDLE_TIMEOUT,
+            ConnectionError::PeerClosed { code, .. } => *code,
+            ConnectionError::LocallyClosed => code::NORMAL,
+        }
+    }
+
+    /// Whether the peer is to blame.
+    pub fn is_remote(&self) -> bool {
+        !matches!(
+            self,
+            ConnectionError::IdleTimeout
+                | ConnectionError::LocallyClosed
+                | ConnectionError::PeerClosed { .. }
+        )
+    }
+}
+
+impl core::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConnectionError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            ConnectionError::Decrypt => f.write_str("frame failed to decrypt"),
+            ConnectionError::Malformed(e) => write!(f, "malformed message: {e}"),
+            ConnectionError::Protocol(what) => write!(f, "protocol violation: {what}"),
+            ConnectionError::FlowControl => f.write_str("peer exceeded its credit"),
+            ConnectionError::TooManyStreams => f.write_str("peer opened too many streams"),
+            ConnectionError::TooManyCalls => f.write_str("peer made too many calls"),
+            ConnectionError::MessageTooLarge => f.write_str("message over the maximum size"),
+            ConnectionError::IdleTimeout => f.write_str("connection idle too long"),
+            ConnectionError::PeerClosed { code, reason } => {
+                write!(f, "peer closed ({code}): {reason}")
+            }
+            ConnectionError::LocallyClosed => f.write_str("closed locally"),
+        }
+    }
+}
+
+impl core::error::Error for ConnectionError {}
+
+/// What happened on the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake finished.
+    Connected {
+        /// The authenticated peer.
+        peer: PeerId,
+        /// The session's handshake hash.
+        handshake_hash: [u8; 32],
+    },
+    /// The peer wants to replicate the feed with this discovery key on `stream`. Answer with
+    /// [`Connection::accept_stream`] or [`Connection::reject_stream`].
+    StreamRequested {
+        /// The stream.
+        stream: u64,
+        /// The feed's discovery key.
+        discovery_key: [u8; 32],
+    },
+    /// The peer accepted a stream we opened.
+    StreamAccepted {
+        /// The stream.
+        stream: u64,
+    },
+    /// A message arrived on a stream.
+    StreamData {
+        /// The stream.
+        stream: u64,
+        /// One replication message.
+        payload: Bytes,
+    },
+    /// The stream ended.
+    StreamReset {
+        /// The stream.
+        stream: u64,
+        /// Why (a stream code).
+        code: u16,
+    },
+    /// The peer calls a method. Answer with [`Connection::reply`] or [`Connection::fail`].
+    Call {
+        /// The call.
+        id: u64,
+        /// Interface id.
+        interface: [u8; 32],
+        /// Method name.
+        method: String,
+        /// Arguments.
+        payload: Bytes,
+    },
+    /// The peer withdrew a call.
+    CallCancelled {
+        /// The call.
+        id: u64,
+    },
+    /// An answer to one of our calls.
+    Reply {
+        /// The call.
+        id: u64,
+        /// The result.
+        payload: Bytes,
+    },
+    /// One of our calls failed.
+    CallFailed {
+        /// The call.
+        id: u64,
+        /// The code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+    /// The connection is over; nothing more will happen.
+    Closed(ConnectionError),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum StreamPhase {
+    /// We opened it; waiting for the peer's answer.
+    Opening,
+    /// The peer opened it; waiting for our answer.
+    Requested {
+        proof: [u8; 32],
+    },
+    Open,
+}
+
+#[derive(Debug)]
+struct Stream {
+    phase: StreamPhase,
+    discovery_key: [u8; 32],
+    /// Payload bytes we may still send (may go below zero by one message).
+    send_credit: i64,
+    /// Payload bytes the peer may still send before it must wait.
+    recv_credit: i64,
+    /// Bytes handed out since we last granted credit.
+    consumed: u64,
+    queue: VecDeque<Vec<u8>>,
+}
+
+enum Phase {
+    Handshaking(Box<Handshake>),
+    Open(Box<Session>),
+    Closed,
+}
+
+struct Session {
+    established: Established,
+}
+
+/// Discovery proof: shows the opener knows the feed key, bound to this session and stream.
+pub fn stream_proof(feed: &FeedKey, handshake_hash: &[u8; 32], stream: u64) -> [u8; 32] {
+    let mut material = [0u8; 64];
+    material[..32].copy_from_slice(feed.channel());
+    material[32..].copy_from_slice(feed.writer().as_bytes());
+    let key = blake3::derive_key("isocore/proto/v1/stream-proof", &material);
+    let mut hasher = blake3::Hasher::new_keyed(&key);
+    hasher.update(handshake_hash);
+    hasher.update(&stream.to_le_bytes());
+    *hasher.finalize().as_bytes()
+}
+
+/// One connection, in any phase.
+pub struct Connection {
+    config: ConnectionConfig,
+    role: Role,
+    phase: Phase,
+    inbuf: Vec<u8>,
+    inbuf_start: usize,
+    /// A message arriving in several records.
+    reassembly: Vec<u8>,
+    /// Encoded messages ahead of all streams and calls.
+    control: VecDeque<Vec<u8>>,
+    /// Calls, replies and failures, served in turn with the streams.
+    calls: VecDeque<Vec<u8>>,
+    /// The rest of a message that did not fit in the last frame.
+    spill: Option<(Vec<u8>, usize)>,
+    streams: BTreeMap<u64, Stream>,
+    /// Where the round robin over streams resumes.
+    cursor: u64,
+    next_stream: u64,
+    next_call: u64,
+    incoming_calls: usize,
+    conn_send_credit: i64,
+    conn_recv_credit: i64,
+    conn_consumed: u64,
+    events: VecDeque<Event>,
+    last_received: Duration,
+    last_sent: Duration,
+    ping_nonce: u64,
+    /// Set once a Close is queued: send it, then stop.
+    closing: Option<ConnectionError>,
+}
+
+impl Connection {
+    /// Start a connection. The initiator's first handshake message is ready at once.
+    pub fn new(
+        role: Role,
+        identity: &Identity,
+        config: ConnectionConfig,
+        seed: [u8; 32],
+        now: Duration,
+    ) -> Self {
+        let handshake = Handshake::new(role, identity, config.handshake.clone(), seed, now);
+        Connection {
+            role,
+            phase: Phase::Handshaking(Box::new(handshake)),
+            inbuf: Vec::new(),
+            inbuf_start: 0,
+            reassembly: Vec::new(),
+            control: VecDeque::new(),
+            calls: VecDeque::new(),
+            spill: None,
+            streams: BTreeMap::new(),
+            cursor: 0,
+            next_stream: if role == Role::Initiator { 1 } else { 2 },
+            next_call: 1,
+            incoming_calls: 0,
+            conn_send_credit: config.connection_window as i64,
+            conn_recv_credit: config.connection_window as i64,
+            conn_consumed: 0,
+            events: VecDeque::new(),
+            last_received: now,
+            last_sent: now,
+            ping_nonce: 0,
+            closing: None,
+            config,
+        }
+    }
+
+    /// The authenticated peer, once connected.
+    pub fn peer(&self) -> Option<PeerId> {
+        match &self.phase {
+            Phase::Open(s) => Some(s.established.peer),
+            _ => None,
+        }
+    }
+
+    /// The handshake hash, once connected.
+    pub fn handshake_hash(&self) -> Option<[u8; 32]> {
+        match &self.phase {
+            Phase::Open(s) => Some(s.established.handshake_hash),
+            _ => None,
+        }
+    }
+
+    /// Whether the handshake finished and the connection is not closed.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_)) && self.closing.is_none()
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Streams currently known.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Feed bytes read from the transport. On error the connection is closed (a `Close` is
+    /// queued for the peer) and [`Event::Closed`] is emitted.
+    pub fn handle_input(&mut self, now: Duration, data: &[u8]) -> Result<(), ConnectionError> {
+        if matches!(self.phase, Phase::Closed) || self.closing.is_some() {
+            return Ok(());
+        }
+        self.last_received = now;
+        self.inbuf.extend_from_slice(data);
+        let result = self.process_frames();
+        if self.inbuf_start > 0 && self.inbuf_start * 2 >= self.inbuf.len() {
+            self.inbuf.drain(..self.inbuf_start);
+            self.inbuf_start = 0;
+        }
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
+    }
+
+    fn process_frames(&mut self) -> Result<(), ConnectionError> {
+        loop {
+            let available = &self.inbuf[self.inbuf_start..];
+            if available.len() < 2 {
+                return Ok(());
+            }
+            let len = u16::from_be_bytes([available[0], available[1]]) as usize;
+            if len == 0 {
+                return Err(ConnectionError::Malformed(DecodeError::Malformed));
+            }
+            if available.len() < 2 + len {
+                return Ok(());
+            }
+            let frame = self.inbuf[self.inbuf_start + 2..self.inbuf_start + 2 + len].to_vec();
+            self.inbuf_start += 2 + len;
+            self.handle_frame(&frame)?;
+            if self.closing.is_some() || matches!(self.phase, Phase::Closed) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: &[u8]) -> Result<(), ConnectionError> {
+        match &mut self.phase {
+            Phase::Handshaking(handshake) => {
+                handshake
+                    .read_message(frame)
+                    .map_err(ConnectionError::Handshake)?;
+                self.advance_handshake();
+                Ok(())
+            }
+            Phase::Open(session) => {
+                let mut plain = vec![0u8; frame.len()];
+                let n = session
+                    .established
+                    .transport
+                    .read_message(frame, &mut plain)
+                    .map_err(|_| ConnectionError::Decrypt)?;
+                plain.truncate(n);
+                self.handle_records(&plain)
+            }
+            Phase::Closed => Ok(()),
+        }
+    }
+
+    /// Move to the session once the handshake has no more to do.
+    fn advance_handshake(&mut self) {
+        let Phase::Handshaking(handshake) = &self.phase else {
+            return;
+        };
+        if !handshake.is_finished() || handshake.wants_to_write() {
+            return;
+        }
+        let Phase::Handshaking(handshake) = core::mem::replace(&mut self.phase, Phase::Closed)
+        else {
+            unreachable!()
+        };
+        match handshake.into_established() {
+            Ok(established) => {
+                self.events.push_back(Event::Connected {
+                    peer: established.peer,
+                    handshake_hash: established.handshake_hash,
+                });
+                self.phase = Phase::Open(Box::new(Session { established }));
+            }
+            Err(handshake) => self.phase = Phase::Handshaking(handshake),
+        }
+    }
+
+    /// A frame's plaintext is a sequence of records: `varint(len << 1 | more)` then `len`
+    /// bytes; `more` means the message continues in the next record.
+    fn handle_records(&mut self, mut plain: &[u8]) -> Result<(), ConnectionError> {
+        if plain.is_empty() {
+            return Err(ConnectionError::Malformed(DecodeError::Malformed));
+        }
+        while !plain.is_empty() {
+            let (header, used) =
+                read_varint(plain).ok_or(ConnectionError::Malformed(DecodeError::Malformed))?;
+            plain = &plain[used..];
+            let len = usize::try_from(header >> 1)
+                .map_err(|_| ConnectionError::Malformed(DecodeError::Malformed))?;
+            let more = header & 1 == 1;
+            if len > plain.len() || (len == 0 && more) {
+                return Err(ConnectionError::Malformed(DecodeError::Malformed));
+            }
+            if self.reassembly.len() + len > MAX_MESSAGE_LEN {
+                return Err(ConnectionError::MessageTooLarge);
+            }
+            let (body, rest) = plain.split_at(len);
+            plain = rest;
+            if more {
+                self.reassembly.extend_from_slice(body);
+                continue;
+            }
+            if self.reassembly.is_empty() {
+                let message = Bytes::copy_from_slice(body);
+                self.handle_message(&message)?;
+            } else {
+                self.reassembly.extend_from_slice(body);
+                let message = Bytes::from(core::mem::take(&mut self.reassembly));
+                self.handle_message(&message)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_message(&mut self, bytes: &Bytes) -> Result<(), ConnectionError> {
+        let message = Message::decode(bytes).map_err(ConnectionError::Malformed)?;
+        match message {
+            Message::Open {
+                stream,
+                discovery_key,
+                proof,
+                ..
+            } => {
+                let peer_opens_odd = self.role == Role::Responder;
+                if (stream % 2 == 1) != peer_opens_odd || self.streams.contains_key(&stream) {
+                    return Err(ConnectionError::Protocol(
+                        "stream id reused or of the wrong parity",
+                    ));
+                }
+                if self.streams.len() >= self.config.max_streams {
+                    return Err(ConnectionError::TooManyStreams);
+                }
+                // Both sides opened the same feed: the initiator's stream is kept.
+                let duplicate = self
+                    .streams
+                    .values()
+                    .any(|s| s.discovery_key == discovery_key);
+                if duplicate && self.role == Role::Initiator {
+                    self.queue_control(&Message::Reset {
+                        stream,
+                        code: crate::connection::stream_code::DUPLICATE,
+                    });
+                    return Ok(());
+                }
+                if duplicate {
+                    let ours: Vec<u64> = self
+                        .streams
+                        .iter()
+                        .filter(|(_, s)| s.discovery_key == discovery_key)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in ours {
+                        self.streams.remove(&id);
+                        self.events.push_back(Event::StreamReset {
+                            stream: id,
+                            code: stream_code::DUPLICATE,
+                        });
+                    }
+                }
+                self.streams.insert(
+                    stream,
+                    self.new_stream(StreamPhase::Requested { proof }, discovery_key),
+                );
+                self.events.push_back(Event::StreamRequested {
+                    stream,
+                    discovery_key,
+                });
+            }
+            Message::Accept { stream } => {
+                let s = self
+                    .streams
+                    .get_mut(&stream)
+                    .ok_or(ConnectionError::Protocol("accept for an unknown stream"))?;
+                if s.phase != StreamPhase::Opening {
+                    return Err(ConnectionError::Protocol(
+                        "accept for a stream not being opened",
+                    ));
+                }
+                s.phase = StreamPhase::Open;
+                self.events.push_back(Event::StreamAccepted { stream });
+            }
+            Message::Reset { stream, code } => {
+                if self.streams.remove(&stream).is_some() {
+                    self.events.push_back(Event::StreamReset { stream, code });
+                }
+            }
+            Message::Stream { stream, payload } => {
+                let len = payload.len() as i64;
+                if self.conn_recv_credit <= 0 {
+                    return Err(ConnectionError::FlowControl);
+                }
+                let s = match self.streams.get_mut(&stream) {
+                    Some(s) if s.phase == StreamPhase::Open => s,
+                    // Data racing a reset we sent: dropped, but it still counts against credit.
+                    None if stream % 2 == (self.next_stream % 2) || stream < self.next_stream => {
+                        self.conn_recv_credit -= len;
+                        return Ok(());
+                    }
+                    _ => {
+                        return Err(ConnectionError::Protocol(
+                            "data on a stream that is not open",
+                        ));
+                    }
+                };
+                if s.recv_credit <= 0 {
+                    return Err(ConnectionError::FlowControl);
+                }
+                s.recv_credit -= len;
+                self.conn_recv_credit -= len;
+                self.events.push_back(Event::StreamData {
+                    stream,
+                    payload: bytes.slice_ref(payload),
+                });
+            }
+            Message::Credit {
+                stream,
+                bytes: more,
+            } => {
+                let more = i64::try_from(more)
+                    .map_err(|_| ConnectionError::Protocol("credit overflow"))?;
+                let credit = if stream == 0 {
+                    &mut self.conn_send_credit
+                } else {
+                    match self.streams.get_mut(&stream) {
+                        Some(s) => &mut s.send_credit,
+                        None => return Ok(()),
+                    }
+                };
+                *credit = credit
+                    .checked_add(more)
+                    .filter(|c| *c <= 1 << 48)
+                    .ok_or(ConnectionError::Protocol("credit overflow"))?;
+            }
+            Message::Call {
+                id,
+                interface,
+                method,
+                payload,
+                ..
+            } => {
+                if self.incoming_calls >= self.config.max_incoming_calls {
+                    return Err(ConnectionError::TooManyCalls);
+                }
+                if self.conn_recv_credit <= 0 {
+                    return Err(ConnectionError::FlowControl);
+                }
+                self.conn_recv_credit -= payload.len() as i64;
+                self.incoming_calls += 1;
+                self.events.push_back(Event::Call {
+                    id,
+                    interface,
+                    method: method.to_string(),
+                    payload: bytes.slice_ref(payload),
+                });
+            }
+            Message::Reply { id, payload } => {
+                self.events.push_back(Event::Reply {
+                    id,
+                    payload: bytes.slice_ref(payload),
+                });
+            }
+            Message::Fail { id, code, reason } => {
+                self.events.push_back(Event::CallFailed {
+                    id,
+                    code,
+                    reason: reason.to_string(),
+                });
+            }
+            Message::CancelCall { id } => self.events.push_back(Event::CallCancelled { id }),
+            Message::Ping { nonce } => self.queue_control(&Message::Pong { nonce }),
+            Message::Pong { .. } => {}
+            Message::Close { code, reason } => {
+                let error = ConnectionError::PeerClosed {
+                    code,
+                    reason: reason.to_string(),
+                };
+                self.phase = Phase::Closed;
+                self.events.push_back(Event::Closed(error));
+            }
+            // Admission messages are carried but not acted on until admission is wired in.
+            Message::Busy { .. } | Message::Price { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn new_stream(&self, phase: StreamPhase, discovery_key: [u8; 32]) -> Stream {
+        Stream {
+            phase,
+            discovery_key,
+            send_credit: self.config.stream_window as i64,
+            recv_credit: self.config.stream_window as i64,
+            consumed: 0,
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn queue_control(&mut self, message: &Message<'_>) {
+        self.control.push_back(message.to_vec());
+    }
+
+    fn fail(&mut self, error: ConnectionError) {
+        if matches!(self.phase, Phase::Open(_)) && error.is_remote() {
+            let reason = error.to_string();
+            let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
+            self.control.clear();
+            self.queue_control(&Message::Close {
+                code: error.code(),
+                reason,
+            });
+            self.closing = Some(error.clone());
+        } else {
+            self.phase = Phase::Closed;
+        }
+        self.events.push_back(Event::Closed(error));
+    }
+
+    /// Close the connection: a `Close` is sent, then nothing more.
+    pub fn close(&mut self, reason: &str) {
+        if self.is_closed() || self.closing.is_some() {
+            return;
+        }
+        if matches!(self.phase, Phase::Open(_)) {
+            let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
+            self.control.clear();
+            self.queue_control(&Message::Close {
+                code: code::NORMAL,
+                reason,
+            });
+            self.closing = Some(ConnectionError::LocallyClosed);
+        } else {
+            self.phase = Phase::Closed;
+        }
+        self.events
+            .push_back(Event::Closed(ConnectionError::LocallyClosed));
+    }
+
+    /// Open a stream to replicate `feed`. Data may be queued on it at once; it is sent once
+    /// the peer accepts.
+    pub fn open_stream(&mut self, feed: &FeedKey) -> Option<u64> {
+        let hash = self.handshake_hash()?;
+        if self.closing.is_some() {
+            return None;
+        }
+        let stream = self.next_stream;
+        self.next_stream += 2;
+        let discovery_key = feed.discovery_key();
+        let proof = stream_proof(feed, &hash, stream);
+        self.queue_control(&Message::Open {
+            stream,
+            discovery_key,
+            proof,
+            stamp: None,
+        });
+        self.streams
+            .insert(stream, self.new_stream(StreamPhase::Opening, discovery_key));
+        Some(stream)
+    }
+
+    /// Accept a stream the peer requested, for `feed`. Refuses it (and returns false) if the
+    /// peer did not prove it knows that feed's key.
+    pub fn accept_stream(&mut self, stream: u64, feed: &FeedKey) -> bool {
+        let Some(hash) = self.handshake_hash() else {
+            return false;
+        };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        let StreamPhase::Requested { proof } = s.phase else {
+            return false;
+        };
+        if feed.discovery_key() != s.discovery_key || proof != stream_proof(feed, &hash, stream) {
+            self.reject_stream(stream, stream_code::BAD_PROOF);
+            return false;
+        }
+        s.phase = StreamPhase::Open;
+        self.queue_control(&Message::Accept { stream });
+        true
+    }
+
+    /// Refuse or end a stream.
+    pub fn reject_stream(&mut self, stream: u64, code: u16) {
+        if self.streams.remove(&stream).is_some() {
+            self.queue_control(&Message::Reset { stream, code });
+        }
+    }
+
+    /// Queue one message on a stream.
+    pub fn send_stream(&mut self, stream: u64, payload: &[u8]) -> bool {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        s.queue
+            .push_back(Message::Stream { stream, payload }.to_vec());
+        true
+    }
+
+    /// Bytes queued on a stream and not yet sent.
+    pub fn stream_backlog(&self, stream: u64) -> usize {
+        self.streams
+            .get(&stream)
+            .map_or(0, |s| s.queue.iter().map(Vec::len).sum())
+    }
+
+    /// Call a method on the peer. Returns the call id.
+    pub fn call(&mut self, interface: [u8; 32], method: &str, payload: &[u8]) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        self.calls.push_back(
+            Message::Call {
+                id,
+                interface,
+                method,
+                payload,
+                stamp: None,
+            }
+            .to_vec(),
+        );
+        id
+    }
+
+    /// Answer a call.
+    pub fn reply(&mut self, id: u64, payload: &[u8]) {
+        self.incoming_calls = self.incoming_calls.saturating_sub(1);
+        self.calls
+            .push_back(Message::Reply { id, payload }.to_vec());
+    }
+
+    /// Fail a call.
+    pub fn fail_call(&mut self, id: u64, code: u16, reason: &str) {
+        self.incoming_calls = self.incoming_calls.saturating_sub(1);
+        let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
+        self.calls
+            .push_back(Message::Fail { id, code, reason }.to_vec());
+    }
+
+    /// The next event. Taking a stream's data out counts as consuming it, which may grant the
+    /// peer more credit.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        let consumed = match &event {
+            Event::StreamData { stream, payload } => Some((*stream, payload.len() as u64)),
+            Event::Call { payload, .. } => Some((0, payload.len() as u64)),
+            _ => None,
+        };
+        if let Some((stream, n)) = consumed {
+            self.consume(stream, n);
+        }
+        Some(event)
+    }
+
+    fn consume(&mut self, stream: u64, n: u64) {
+        self.conn_consumed += n;
+        if self.conn_consumed >= self.config.connection_window / 2 {
+            let grant = core::mem::take(&mut self.conn_consumed);
+            self.conn_recv_credit += grant as i64;
+            self.queue_control(&Message::Credit {
+                stream: 0,
+                bytes: grant,
+            });
+        }
+        let window = self.config.stream_window;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.consumed += n;
+        if s.consumed >= window / 2 {
+            let grant = core::mem::take(&mut s.consumed);
+            s.recv_credit += grant as i64;
+            self.control.push_back(
+                Message::Credit {
+                    stream,
+                    bytes: grant,
+                }
+                .to_vec(),
+            );
+        }
+    }
+
+    /// The next frame (or handshake message) for the transport, appended to `buf`, with its
+    /// 2-byte length prefix. Returns the bytes appended, or `None` if there is nothing to send.
+    #[must_use = "the bytes must be written to the transport"]
+    pub fn poll_transmit(&mut self, now: Duration, buf: &mut Vec<u8>) -> Option<usize> {
+        let before = buf.len();
+        match &mut self.phase {
+            Phase::Closed => return None,
+            Phase::Handshaking(handshake) => {
+                buf.extend_from_slice(&[0, 0]);
+                match handshake.write_message(buf) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        buf.truncate(before);
+                        return None;
+                    }
+                    Err(e) => {
+                        buf.truncate(before);
+                        self.fail(ConnectionError::Handshake(e));
+                        return None;
+                    }
+                }
+                let len = (buf.len() - before - 2) as u16;
+                buf[before..before + 2].copy_from_slice(&len.to_be_bytes());
+                self.advance_handshake();
+            }
+            Phase::Open(_) => {
+                let mut plain = Vec::with_capacity(4096);
+                self.fill_frame(&mut plain);
+                if plain.is_empty() {
+                    if let Some(_error) = self.closing.take() {
+                        self.phase = Phase::Closed;
+                    }
+                    return None;
+                }
+                let Phase::Open(session) = &mut self.phase else {
+                    unreachable!()
+                };
+                buf.resize(before + 2 + plain.len() + TAG_LEN, 0);
+                let n = session
+                    .established
+                    .transport
+                    .write_message(&plain, &mut buf[before + 2..])
+                    .expect("a frame within the size limit encrypts");
+                buf.truncate(before + 2 + n);
+                buf[before..before + 2].copy_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        self.last_sent = now;
+        Some(buf.len() - before)
+    }
+
+    /// Fill one frame's plaintext with records: the spilled message first, then control, then
+    /// streams and calls in turn.
+    fn fill_frame(&mut self, plain: &mut Vec<u8>) {
+        loop {
+            let room = MAX_FRAME_PLAINTEXT.saturating_sub(plain.len());
+            if room < 16 {
+                return;
+            }
+            let (message, offset) = match self.spill.take() {
+                Some(spill) => spill,
+                None => match self.next_message() {
+                    Some(m) => (m, 0),
+                    None => return,
+                },
+            };
+            let rest = message.len() - offset;
+            let take = rest.min(room - 10);
+            let more = take < rest;
+            write_varint(plain, ((take as u64) << 1) | more as u64);
+            plain.extend_from_slice(&message[offset..offset + take]);
+            if more {
+                self.spill = Some((message, offset + take));
+                return;
+            }
+        }
+    }
+
+    fn next_message(&mut self) -> Option<Vec<u8>> {
+        if let Some(m) = self.control.pop_front() {
+            return Some(m);
+        }
+        if self.closing.is_some() {
+            return None;
+        }
+        // Round robin: streams in id order from the cursor, with the call queue as the turn
+        // after the last stream, so neither bulk data nor calls can starve the other.
+        let ids: Vec<u64> = self
+            .streams
+            .range(self.cursor..)
+            .chain(self.streams.range(..self.cursor))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let s = self.streams.get_mut(&id).expect("listed above");
+            if s.phase != StreamPhase::Open || s.send_credit <= 0 || self.conn_send_credit <= 0 {
+                continue;
+            }
+            if let Some(m) = s.queue.pop_front() {
+                // Credit counts payload bytes; the envelope is a few bytes more.
+                let payload = m.len().saturating_sub(12) as i64;
+                s.send_credit -= payload;
+                self.conn_send_credit -= payload;
+                self.cursor = id + 1;
+                return Some(m);
+            }
+        }
+        if self.conn_send_credit > 0
+            && let Some(m) = self.calls.pop_front()
+        {
+            self.conn_send_credit -= m.len().saturating_sub(48) as i64;
+            self.cursor = 0;
+            return Some(m);
+        }
+        None
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        match &self.phase {
+            Phase::Closed => None,
+            Phase::Handshaking(h) => Some(h.deadline()),
+            Phase::Open(_) => Some(
+                (self.last_received + self.config.idle_timeout)
+                    .min(self.last_sent + self.config.keepalive),
+            ),
+        }
+    }
+
+    /// Act on timers: handshake deadline, idle timeout, keepalive.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        match &self.phase {
+            Phase::Closed => {}
+            Phase::Handshaking(h) => {
+                if let Err(e) = h.handle_timeout(now) {
+                    self.phase = Phase::Closed;
+                    self.events
+                        .push_back(Event::Closed(ConnectionError::Handshake(e)));
+                }
+            }
+            Phase::Open(_) => {
+                if now >= self.last_received + self.config.idle_timeout {
+                    self.phase = Phase::Closed;
+                    self.events
+                        .push_back(Event::Closed(ConnectionError::IdleTimeout));
+                } else if now >= self.last_sent + self.config.keepalive && self.control.is_empty() {
+                    self.ping_nonce += 1;
+                    self.queue_control(&Message::Ping {
+                        nonce: self.ping_nonce,
+                    });
+                    self.last_sent = now;
+                }
+            }
+        }
+    }
+}
+
+fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A canonical LEB128 varint: at most 10 bytes, no redundant final zero group.
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let part = (b & 0x7f) as u64;
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= part << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return None;
+            }
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
