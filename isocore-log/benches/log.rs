@@ -22,26 +22,15 @@ fn rate(runs: usize, mut f: impl FnMut() -> u64) -> f64 {
 
 fn new_feed(seed: u8) -> (SigningKey, Feed<MemoryStore>) {
     let signer = SigningKey::from_bytes(&[seed; 32]);
-    let feed = Feed::open(
-        FeedKey::standalone(signer.verifying_key()),
-        MemoryStore::new(),
-    )
-    .unwrap();
+    let feed = Feed::open(FeedKey::standalone(signer.verifying_key()), MemoryStore::new()).unwrap();
     (signer, feed)
 }
 
 /// Replicate a feed into a fresh replica in process; returns entries per second.
 fn replicate(source: &Feed<MemoryStore>) -> f64 {
     let mut sink = Feed::open(*source.key(), MemoryStore::new()).unwrap();
-    let serve = Config {
-        download: Download::None,
-        live: false,
-        ..Config::default()
-    };
-    let follow = Config {
-        live: false,
-        ..Config::default()
-    };
+    let serve = Config { download: Download::None, live: false, ..Config::default() };
+    let follow = Config { live: false, ..Config::default() };
     let (mut a, mut b) = (Replicator::new(serve), Replicator::new(follow));
     let now = Duration::ZERO;
     let t = Instant::now();
@@ -52,13 +41,11 @@ fn replicate(source: &Feed<MemoryStore>) -> f64 {
     loop {
         let mut moved = false;
         while a.poll_transmit(&source, &mut buf).unwrap().is_some() {
-            b.handle_input(&mut sink, now, &Bytes::from(std::mem::take(&mut buf)))
-                .unwrap();
+            b.handle_input(&mut sink, now, &Bytes::from(std::mem::take(&mut buf))).unwrap();
             moved = true;
         }
         while b.poll_transmit(&sink, &mut buf).unwrap().is_some() {
-            a.handle_input(&mut source, now, &Bytes::from(std::mem::take(&mut buf)))
-                .unwrap();
+            a.handle_input(&mut source, now, &Bytes::from(std::mem::take(&mut buf))).unwrap();
             moved = true;
         }
         if !moved {
@@ -132,12 +119,7 @@ fn main() {
     // Replication of 100k x 64 B, and of 2000 x 64 KiB.
     let (s, mut small) = new_feed(5);
     for i in 0..100u64 {
-        small
-            .append(
-                &s,
-                (0..1000u64).map(|j| (i * 1000 + j).to_le_bytes().repeat(8)),
-            )
-            .unwrap();
+        small.append(&s, (0..1000u64).map(|j| (i * 1000 + j).to_le_bytes().repeat(8))).unwrap();
     }
     let replicate_per_s = {
         let mut r: Vec<f64> = (0..5).map(|_| replicate(&small)).collect();
@@ -158,30 +140,13 @@ fn main() {
     // Proof size for one entry of a 1M-entry feed.
     let (s, mut big) = new_feed(7);
     for i in 0..1024u64 {
-        big.append(
-            &s,
-            (0..1024u64).map(|j| (i * 1024 + j).to_le_bytes().to_vec()),
-        )
-        .unwrap();
+        big.append(&s, (0..1024u64).map(|j| (i * 1024 + j).to_le_bytes().to_vec())).unwrap();
     }
     let n = big.len();
-    let proof_hashes = big
-        .prove_range(123_456, 123_457)
-        .unwrap()
-        .unwrap()
-        .nodes
-        .len();
+    let proof_hashes = big.prove_range(123_456, 123_457).unwrap().unwrap().nodes.len();
     let proof_bound = (64 - (n - 1).leading_zeros()) as usize + 1;
     let mut shape_nodes = Vec::new();
-    tree::proof_nodes(
-        &tree::ProofShape {
-            base: 0,
-            target: n,
-            start: 0,
-            end: 1,
-        },
-        &mut shape_nodes,
-    );
+    tree::proof_nodes(&tree::ProofShape { base: 0, target: n, start: 0, end: 1 }, &mut shape_nodes);
 
     // Hashes per appended entry: one leaf plus (amortised) one parent.
     let append_ceiling = hash64_per_s / 2.0;
@@ -193,20 +158,8 @@ fn main() {
             append_ceiling,
             "BLAKE3 64 B keyed hashes/s / 2",
         ),
-        (
-            "append 64 B, one signed call each (entries/s)",
-            single_per_s,
-            50_000.0,
-            sign_per_s,
-            "Ed25519 signs/s",
-        ),
-        (
-            "append 64 KiB entries (MB/s)",
-            bytes64k_per_s / 1e6,
-            1000.0,
-            hash64k_bytes_per_s / 1e6,
-            "BLAKE3 64 KiB MB/s",
-        ),
+        ("append 64 B, one signed call each (entries/s)", single_per_s, 50_000.0, sign_per_s, "Ed25519 signs/s"),
+        ("append 64 KiB entries (MB/s)", bytes64k_per_s / 1e6, 1000.0, hash64k_bytes_per_s / 1e6, "BLAKE3 64 KiB MB/s"),
         (
             "replicate 100k x 64 B, verified (entries/s)",
             replicate_per_s,
@@ -222,15 +175,9 @@ fn main() {
             "BLAKE3 64 KiB MB/s",
         ),
     ];
-    println!(
-        "{:<48} {:>14} {:>12} {:>14} {:>8}  ceiling",
-        "measure", "value", "target", "ceiling", "ratio"
-    );
+    println!("{:<48} {:>14} {:>12} {:>14} {:>8}  ceiling", "measure", "value", "target", "ceiling", "ratio");
     for (name, value, target, ceiling, what) in rows {
-        println!(
-            "{name:<48} {value:>14.0} {target:>12.0} {ceiling:>14.0} {:>8.3}  {what}",
-            value / ceiling
-        );
+        println!("{name:<48} {value:>14.0} {target:>12.0} {ceiling:>14.0} {:>8.3}  {what}", value / ceiling);
     }
     println!(
         "proof for 1 entry of {n}: {proof_hashes} hashes (bound ceil(log2 n) + 1 = {proof_bound}; shape {})",

@@ -40,10 +40,7 @@ impl core::fmt::Display for FeedError {
             FeedError::WrongSigner => f.write_str("signing key is not the feed's writer"),
             FeedError::EmptyBatch => f.write_str("append needs at least one entry"),
             FeedError::EntryTooLarge { position, len } => {
-                write!(
-                    f,
-                    "entry {position} is {len} bytes, over the {MAX_ENTRY_LEN}-byte limit"
-                )
+                write!(f, "entry {position} is {len} bytes, over the {MAX_ENTRY_LEN}-byte limit")
             }
             FeedError::Full => f.write_str("feed is at its maximum length"),
             FeedError::Forked => f.write_str("feed is frozen by a fork proof"),
@@ -79,11 +76,7 @@ impl From<StoreError> for ReceiveError {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Received {
     /// Stored: entries `[start, end)` and, if it moved, the new head length.
-    Stored {
-        start: u64,
-        end: u64,
-        head: Option<u64>,
-    },
+    Stored { start: u64, end: u64, head: Option<u64> },
     /// Built on a length we have moved past; nothing was stored.
     Stale,
     /// The message proved the writer forked; the proof is stored and the feed frozen.
@@ -151,27 +144,17 @@ impl<S: Storage> Feed<S> {
         let length = head.map_or(0, |h| h.length);
         let mut roots = Vec::new();
         for index in tree::roots(length) {
-            let hash = store
-                .node(index)?
-                .ok_or(FeedError::Corrupt("a root of the head is missing"))?;
+            let hash = store.node(index)?.ok_or(FeedError::Corrupt("a root of the head is missing"))?;
             roots.push((index, hash));
         }
         if let Some(head) = head {
             if root_hash(length, roots.iter().map(|(_, h)| h)) != head.root {
                 return Err(FeedError::Corrupt("stored roots do not match the head"));
             }
-            head.verify(&key)
-                .map_err(|_| FeedError::Corrupt("stored head signature is invalid"))?;
+            head.verify(&key).map_err(|_| FeedError::Corrupt("stored head signature is invalid"))?;
         }
         let contiguous = store.contiguous()?.min(length);
-        Ok(Feed {
-            key,
-            store,
-            head,
-            roots,
-            contiguous,
-            fork,
-        })
+        Ok(Feed { key, store, head, roots, contiguous, fork })
     }
 
     /// Who the feed belongs to.
@@ -239,10 +222,7 @@ impl<S: Storage> Feed<S> {
         for (position, entry) in entries.into_iter().enumerate() {
             let entry: Bytes = entry.into();
             if entry.len() > MAX_ENTRY_LEN {
-                return Err(FeedError::EntryTooLarge {
-                    position,
-                    len: entry.len(),
-                });
+                return Err(FeedError::EntryTooLarge { position, len: entry.len() });
             }
             if length >= MAX_LENGTH {
                 return Err(FeedError::Full);
@@ -292,10 +272,7 @@ impl<S: Storage> Feed<S> {
     }
 
     fn store_fork(&mut self, proof: ForkProof) -> Result<(), StoreError> {
-        self.store.apply(WriteBatch {
-            fork: Some(proof.clone()),
-            ..WriteBatch::default()
-        })?;
+        self.store.apply(WriteBatch { fork: Some(proof.clone()), ..WriteBatch::default() })?;
         self.fork = Some(proof);
         Ok(())
     }
@@ -332,12 +309,7 @@ impl<S: Storage> Feed<S> {
         if entries.is_empty() && head.is_none() {
             return Ok(None);
         }
-        let shape = ProofShape {
-            base,
-            target,
-            start,
-            end: index,
-        };
+        let shape = ProofShape { base, target, start, end: index };
         let mut indices = Vec::new();
         tree::proof_nodes(&shape, &mut indices);
         let mut nodes = Vec::with_capacity(indices.len());
@@ -347,44 +319,27 @@ impl<S: Storage> Feed<S> {
             };
             nodes.push(hash);
         }
-        Ok(Some(DataParts {
-            base,
-            head,
-            start,
-            entries,
-            nodes,
-        }))
+        Ok(Some(DataParts { base, head, start, entries, nodes }))
     }
 
     /// A self-contained proof of entries `[start, end)` against our head, for anyone who knows
     /// the feed key. `None` if we do not hold what it needs or the range is past our head.
-    pub fn prove_range(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> Result<Option<crate::proof::RangeProof>, StoreError> {
+    pub fn prove_range(&self, start: u64, end: u64) -> Result<Option<crate::proof::RangeProof>, StoreError> {
         if start >= end || end > self.len() {
             return Ok(None);
         }
-        Ok(self
-            .serve(0, start, end, true, usize::MAX)?
-            .and_then(|parts| {
-                let head = parts.head?;
-                (parts.start + parts.entries.len() as u64 == end).then_some(
-                    crate::proof::RangeProof {
-                        head,
-                        start,
-                        nodes: parts.nodes,
-                    },
-                )
-            }))
+        Ok(self.serve(0, start, end, true, usize::MAX)?.and_then(|parts| {
+            let head = parts.head?;
+            (parts.start + parts.entries.len() as u64 == end).then_some(crate::proof::RangeProof {
+                head,
+                start,
+                nodes: parts.nodes,
+            })
+        }))
     }
 
     /// Check how a peer's announced head relates to ours, freezing the feed on a fork.
-    pub(crate) fn check_announced(
-        &mut self,
-        theirs: &SignedHead,
-    ) -> Result<Announced, ReceiveError> {
+    pub(crate) fn check_announced(&mut self, theirs: &SignedHead) -> Result<Announced, ReceiveError> {
         let ours = self.len();
         if theirs.length > ours {
             return Ok(Announced::Ahead);
@@ -396,9 +351,7 @@ impl<S: Storage> Feed<S> {
             if head.root == theirs.root {
                 return Ok(Announced::NotAhead);
             }
-            theirs
-                .verify(&self.key)
-                .map_err(|_| ReceiveError::BadSignature)?;
+            theirs.verify(&self.key).map_err(|_| ReceiveError::BadSignature)?;
             let proof = ForkProof {
                 channel: *self.key.channel(),
                 writer: self.key.writer().to_bytes(),
@@ -420,19 +373,13 @@ impl<S: Storage> Feed<S> {
         if root_hash(theirs.length, &ours_at_theirs) == theirs.root {
             return Ok(Announced::NotAhead);
         }
-        theirs
-            .verify(&self.key)
-            .map_err(|_| ReceiveError::BadSignature)?;
+        theirs.verify(&self.key).map_err(|_| ReceiveError::BadSignature)?;
         Ok(Announced::Conflicting)
     }
 
     /// Verify a data message and store what it proves. `source` is the buffer the entries
     /// borrow from, so stored entries share it instead of being copied.
-    pub(crate) fn receive(
-        &mut self,
-        data: &DataParts<&[u8]>,
-        source: &Bytes,
-    ) -> Result<Received, ReceiveError> {
+    pub(crate) fn receive(&mut self, data: &DataParts<&[u8]>, source: &Bytes) -> Result<Received, ReceiveError> {
         if self.fork.is_some() {
             return Ok(Received::Frozen);
         }
@@ -445,17 +392,10 @@ impl<S: Storage> Feed<S> {
         }
         let end = data.start + data.entries.len() as u64;
         let target = data.head.map_or(data.base, |h| h.length);
-        let shape = ProofShape {
-            base: data.base,
-            target,
-            start: data.start,
-            end,
-        };
+        let shape = ProofShape { base: data.base, target, start: data.start, end };
         let leaves: Vec<Hash> = data.entries.iter().map(|e| leaf_hash(e)).collect();
         let store = &self.store;
-        let proven = proof::evaluate(&shape, &leaves, &data.nodes, |i| {
-            store.node(i).ok().flatten()
-        });
+        let proven = proof::evaluate(&shape, &leaves, &data.nodes, |i| store.node(i).ok().flatten());
         let proven = match proven {
             Err(ProofError::MissingLocalNode(_)) => return Ok(Received::Stale),
             other => other.map_err(ReceiveError::Proof)?,
@@ -476,24 +416,20 @@ impl<S: Storage> Feed<S> {
                 if root != head.root {
                     return Err(ReceiveError::Proof(ProofError::RootMismatch));
                 }
-                head.verify(&self.key)
-                    .map_err(|_| ReceiveError::BadSignature)?;
+                head.verify(&self.key).map_err(|_| ReceiveError::BadSignature)?;
                 let agrees = self.roots.iter().all(|(i, h)| proven.get(*i) == Some(*h));
                 if !agrees {
                     let ours = self.head.expect("a feed with roots has a head");
                     let first_roots = self.roots.iter().map(|(_, h)| *h).collect();
-                    let proof =
-                        ForkProof::from_conflict(&self.key, ours, first_roots, head, &proven)
-                            .ok_or(ReceiveError::Proof(ProofError::RootMismatch))?;
+                    let proof = ForkProof::from_conflict(&self.key, ours, first_roots, head, &proven)
+                        .ok_or(ReceiveError::Proof(ProofError::RootMismatch))?;
                     self.store_fork(proof)?;
                     return Ok(Received::Forked);
                 }
             }
         }
         let batch = WriteBatch {
-            entries: (data.start..end)
-                .zip(data.entries.iter().map(|e| source.slice_ref(e)))
-                .collect(),
+            entries: (data.start..end).zip(data.entries.iter().map(|e| source.slice_ref(e))).collect(),
             nodes: proven.nodes,
             head: data.head,
             fork: None,
@@ -502,11 +438,7 @@ impl<S: Storage> Feed<S> {
         let new_roots: Option<Vec<(u64, Hash)>> =
             moved.map(|len| tree::roots(len).zip(proven.roots.iter().copied()).collect());
         if batch.entries.is_empty() && moved.is_none() {
-            return Ok(Received::Stored {
-                start: data.start,
-                end,
-                head: None,
-            });
+            return Ok(Received::Stored { start: data.start, end, head: None });
         }
         self.store.apply(batch)?;
         if let (Some(head), Some(roots)) = (data.head, new_roots) {
@@ -514,10 +446,6 @@ impl<S: Storage> Feed<S> {
             self.roots = roots;
         }
         self.contiguous = self.store.contiguous()?.min(self.len());
-        Ok(Received::Stored {
-            start: data.start,
-            end,
-            head: moved,
-        })
+        Ok(Received::Stored { start: data.start, end, head: moved })
     }
 }

@@ -64,8 +64,7 @@ impl core::error::Error for ForkProofError {}
 impl ForkProof {
     /// Check the proof on its own, with no other state. Returns the feed it convicts.
     pub fn verify(&self) -> Result<FeedKey, ForkProofError> {
-        let key =
-            FeedKey::from_bytes(self.channel, &self.writer).map_err(|_| ForkProofError::BadKey)?;
+        let key = FeedKey::from_bytes(self.channel, &self.writer).map_err(|_| ForkProofError::BadKey)?;
         let (n, m) = (self.first.length, self.second.length);
         if n > m {
             return Err(ForkProofError::Misordered);
@@ -81,25 +80,20 @@ impl ForkProof {
                 return Err(ForkProofError::Consistent);
             }
         } else {
-            if self.first_roots.len() != tree::roots(n).count()
-                || root_hash(n, &self.first_roots) != self.first.root
-            {
+            if self.first_roots.len() != tree::roots(n).count() || root_hash(n, &self.first_roots) != self.first.root {
                 return Err(ForkProofError::BadNodes);
             }
             let proven = upgrade(n, m, &self.second_nodes)?;
             if root_hash(m, &proven.roots) != self.second.root {
                 return Err(ForkProofError::BadNodes);
             }
-            let agrees = tree::roots(n)
-                .zip(&self.first_roots)
-                .all(|(i, h)| proven.get(i) == Some(*h));
+            let agrees = tree::roots(n).zip(&self.first_roots).all(|(i, h)| proven.get(i) == Some(*h));
             if agrees {
                 return Err(ForkProofError::Consistent);
             }
         }
         for head in [&self.first, &self.second] {
-            head.verify(&key)
-                .map_err(|_| ForkProofError::BadSignature)?;
+            head.verify(&key).map_err(|_| ForkProofError::BadSignature)?;
         }
         Ok(key)
     }
@@ -126,10 +120,7 @@ impl ForkProof {
         } else {
             let mut indices = Vec::new();
             tree::proof_nodes(&empty_upgrade(first.length, second.length), &mut indices);
-            let nodes = indices
-                .iter()
-                .map(|&i| second_values.get(i))
-                .collect::<Option<Vec<_>>>()?;
+            let nodes = indices.iter().map(|&i| second_values.get(i)).collect::<Option<Vec<_>>>()?;
             (nodes, first_roots)
         };
         let proof = ForkProof {
@@ -145,15 +136,9 @@ impl ForkProof {
 }
 
 fn empty_upgrade(base: u64, target: u64) -> ProofShape {
-    ProofShape {
-        base,
-        target,
-        start: base,
-        end: base,
-    }
+    ProofShape { base, target, start: base, end: base }
 }
 
 fn upgrade(n: u64, m: u64, nodes: &[Hash]) -> Result<Proven, ForkProofError> {
-    proof::evaluate(&empty_upgrade(n, m), &[], nodes, |_| None)
-        .map_err(|_| ForkProofError::BadNodes)
+    proof::evaluate(&empty_upgrade(n, m), &[], nodes, |_| None).map_err(|_| ForkProofError::BadNodes)
 }

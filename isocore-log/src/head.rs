@@ -30,21 +30,12 @@ impl FeedKey {
 
     /// A feed that is its own channel.
     pub fn standalone(writer: VerifyingKey) -> Self {
-        FeedKey {
-            channel: writer.to_bytes(),
-            writer,
-        }
+        FeedKey { channel: writer.to_bytes(), writer }
     }
 
     /// Parse from the 32-byte channel id and the 32-byte writer key.
-    pub fn from_bytes(
-        channel: [u8; 32],
-        writer: &[u8; 32],
-    ) -> Result<Self, ed25519_dalek::SignatureError> {
-        Ok(FeedKey {
-            channel,
-            writer: VerifyingKey::from_bytes(writer)?,
-        })
+    pub fn from_bytes(channel: [u8; 32], writer: &[u8; 32]) -> Result<Self, ed25519_dalek::SignatureError> {
+        Ok(FeedKey { channel, writer: VerifyingKey::from_bytes(writer)? })
     }
 
     /// The channel id.
@@ -68,12 +59,7 @@ impl FeedKey {
 
 impl fmt::Debug for FeedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "FeedKey({:?}/{:?})",
-            Hash(self.channel),
-            Hash(self.writer.to_bytes())
-        )
+        write!(f, "FeedKey({:?}/{:?})", Hash(self.channel), Hash(self.writer.to_bytes()))
     }
 }
 
@@ -83,11 +69,7 @@ pub struct Signature(pub [u8; 64]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Signature({:?})",
-            Hash(self.0[..32].try_into().expect("32 bytes"))
-        )
+        write!(f, "Signature({:?})", Hash(self.0[..32].try_into().expect("32 bytes")))
     }
 }
 
@@ -112,9 +94,7 @@ impl<'de> Deserialize<'de> for Signature {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, b) in out.iter_mut().enumerate() {
-                    *b = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    *b = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
                 }
                 Ok(Signature(out))
             }
@@ -139,13 +119,7 @@ impl SignedHead {
     pub fn signable(key: &FeedKey, length: u64, root: &Hash) -> [u8; SIGNABLE_LEN] {
         let mut out = [0u8; SIGNABLE_LEN];
         let mut at = 0;
-        for part in [
-            HEAD_CONTEXT,
-            &key.channel,
-            key.writer.as_bytes(),
-            &length.to_le_bytes(),
-            &root.0,
-        ] {
+        for part in [HEAD_CONTEXT, &key.channel, key.writer.as_bytes(), &length.to_le_bytes(), &root.0] {
             out[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
@@ -155,17 +129,12 @@ impl SignedHead {
     /// Sign `length` and `root` as the writer of `key`.
     pub(crate) fn sign(key: &FeedKey, signer: &SigningKey, length: u64, root: Hash) -> Self {
         let signature = signer.sign(&Self::signable(key, length, &root));
-        SignedHead {
-            length,
-            root,
-            signature: Signature(signature.to_bytes()),
-        }
+        SignedHead { length, root, signature: Signature(signature.to_bytes()) }
     }
 
     /// Check the signature strictly against the feed's writer.
     pub fn verify(&self, key: &FeedKey) -> Result<(), ed25519_dalek::SignatureError> {
         let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.writer
-            .verify_strict(&Self::signable(key, self.length, &self.root), &signature)
+        key.writer.verify_strict(&Self::signable(key, self.length, &self.root), &signature)
     }
 }

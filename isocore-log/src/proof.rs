@@ -50,10 +50,7 @@ pub(crate) struct Proven {
 
 impl Proven {
     pub fn get(&self, index: u64) -> Option<Hash> {
-        self.nodes
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .ok()
-            .map(|at| self.nodes[at].1)
+        self.nodes.binary_search_by_key(&index, |(i, _)| *i).ok().map(|at| self.nodes[at].1)
     }
 }
 
@@ -132,16 +129,8 @@ pub struct RangeProof {
 impl RangeProof {
     /// Check that `entries` sit at `start..` in the feed `key` as of `head`.
     pub fn verify(&self, key: &crate::head::FeedKey, entries: &[&[u8]]) -> Result<(), ProofError> {
-        let end = self
-            .start
-            .checked_add(entries.len() as u64)
-            .ok_or(ProofError::InvalidShape)?;
-        let shape = ProofShape {
-            base: 0,
-            target: self.head.length,
-            start: self.start,
-            end,
-        };
+        let end = self.start.checked_add(entries.len() as u64).ok_or(ProofError::InvalidShape)?;
+        let shape = ProofShape { base: 0, target: self.head.length, start: self.start, end };
         let leaves: Vec<Hash> = entries.iter().map(|e| crate::hash::leaf_hash(e)).collect();
         let proven = evaluate(&shape, &leaves, &self.nodes, |_| None)?;
         if crate::hash::root_hash(self.head.length, &proven.roots) != self.head.root {

@@ -370,42 +370,16 @@ impl Replicator {
         let message = Message::decode(bytes).map_err(RemoteError::Decode)?;
         match message {
             Message::Have { head, contiguous } => self.on_have(feed, head, contiguous)?,
-            Message::Request {
-                id,
-                base,
-                start,
-                end,
-                upgrade,
-            } => {
+            Message::Request { id, base, start, end, upgrade } => {
                 if self.pending.len() >= self.config.max_peer_requests {
                     return Err(RemoteError::TooManyRequests.into());
                 }
-                self.pending.push_back(PeerRequest {
-                    id,
-                    base,
-                    start,
-                    end,
-                    upgrade,
-                });
+                self.pending.push_back(PeerRequest { id, base, start, end, upgrade });
                 self.peer_length = self.peer_length.max(base.min(feed.len()));
             }
-            Message::Data {
-                id,
-                base,
-                head,
-                contiguous,
-                start,
-                entries,
-                nodes,
-            } => {
+            Message::Data { id, base, head, contiguous, start, entries, nodes } => {
                 self.peer_contiguous = self.peer_contiguous.max(contiguous);
-                let parts = DataParts {
-                    base,
-                    head,
-                    start,
-                    entries,
-                    nodes,
-                };
+                let parts = DataParts { base, head, start, entries, nodes };
                 self.on_data(feed, id, &parts, bytes)?;
             }
             Message::NoData { id } => {
@@ -428,9 +402,7 @@ impl Replicator {
             Message::Unsubscribe => self.peer_subscribed = false,
             Message::Cancel { id } => self.pending.retain(|r| r.id != id),
             Message::Fork(proof) => {
-                proof
-                    .verify_for(feed.key())
-                    .map_err(RemoteError::BadForkProof)?;
+                proof.verify_for(feed.key()).map_err(RemoteError::BadForkProof)?;
                 // The peer knows; no need to tell it back.
                 self.fork_sent = true;
                 match feed.accept_fork_proof(proof) {
@@ -471,9 +443,7 @@ impl Replicator {
         // The peer's own word on its length replaces what we assumed from our pushes.
         self.peer_length = head.length;
         self.upgrade_refused = false;
-        self.events.push_back(Event::PeerHead {
-            length: head.length,
-        });
+        self.events.push_back(Event::PeerHead { length: head.length });
         if self.peer_subscribed && feed.len() > self.peer_length {
             self.push_base.get_or_insert(self.peer_length);
         }
@@ -488,11 +458,7 @@ impl Replicator {
         source: &Bytes,
     ) -> Result<(), ReplicationError> {
         // An answer to a request we gave up on is still checked and may still be useful.
-        let request = if id == 0 {
-            None
-        } else {
-            self.take_inflight(id)
-        };
+        let request = if id == 0 { None } else { self.take_inflight(id) };
         if let Some(head) = parts.head {
             self.peer_length = self.peer_length.max(head.length);
             if self.peer_head.is_none_or(|h| h.length < head.length) {
@@ -531,21 +497,9 @@ impl Replicator {
     fn send_request(&mut self, now: Duration, base: u64, start: u64, end: u64, upgrade: bool) {
         let id = self.next_id;
         self.next_id += 1;
-        self.queue(&Message::Request {
-            id,
-            base,
-            start,
-            end,
-            upgrade,
-        });
+        self.queue(&Message::Request { id, base, start, end, upgrade });
         let deadline = now + self.config.request_timeout;
-        self.inflight.push(Inflight {
-            id,
-            start,
-            end,
-            upgrade,
-            deadline,
-        });
+        self.inflight.push(Inflight { id, start, end, upgrade, deadline });
     }
 
     fn wanted(&self, index: u64) -> Option<u64> {
@@ -570,16 +524,12 @@ impl Replicator {
         let upgrading = self.inflight.iter().any(|r| r.upgrade);
         if following && peer.length > ours && !upgrading && !self.upgrade_refused {
             // Catching up in order: fetch the first new entries with the head, in one trip.
-            let first_new = if self.config.download == Download::Full
-                && self.cursor >= ours
-                && feed.contiguous_len() == ours
-            {
-                ours.saturating_add(self.config.request_entries)
-                    .min(peer.length)
-                    .min(self.peer_contiguous)
-            } else {
-                ours
-            };
+            let first_new =
+                if self.config.download == Download::Full && self.cursor >= ours && feed.contiguous_len() == ours {
+                    ours.saturating_add(self.config.request_entries).min(peer.length).min(self.peer_contiguous)
+                } else {
+                    ours
+                };
             let first_new = first_new.max(ours);
             self.cursor = self.cursor.max(first_new);
             self.send_request(now, ours, ours, first_new, true);
@@ -624,11 +574,7 @@ impl Replicator {
             start += 1;
         }
         let mut end = start + 1;
-        while end < limit
-            && end - start < chunk
-            && self.wanted(end) == Some(end)
-            && !feed.has(end).unwrap_or(true)
-        {
+        while end < limit && end - start < chunk && self.wanted(end) == Some(end) && !feed.has(end).unwrap_or(true) {
             end += 1;
         }
         self.cursor = end;
@@ -651,12 +597,8 @@ impl Replicator {
         if let Some(base) = self.push_base.take() {
             let ours = feed.len();
             if ours > base {
-                let end = if ours - base <= self.config.push_window && feed.contiguous_len() >= ours
-                {
-                    ours
-                } else {
-                    base
-                };
+                let end =
+                    if ours - base <= self.config.push_window && feed.contiguous_len() >= ours { ours } else { base };
                 if let Some(parts) = feed.serve(base, base, end, true, self.config.data_budget)? {
                     self.peer_length = self.peer_length.max(ours);
                     self.encode_data(0, &parts, feed, buf);
@@ -674,13 +616,7 @@ impl Replicator {
             return Ok(Some(buf.len() - before));
         }
         if let Some(request) = self.pending.pop_front() {
-            let PeerRequest {
-                id,
-                base,
-                start,
-                end,
-                upgrade,
-            } = request;
+            let PeerRequest { id, base, start, end, upgrade } = request;
             match feed.serve(base, start, end, upgrade, self.config.data_budget)? {
                 Some(parts) => {
                     if let Some(head) = parts.head {
@@ -695,13 +631,7 @@ impl Replicator {
         Ok(None)
     }
 
-    fn encode_data<S: Storage>(
-        &mut self,
-        id: u64,
-        parts: &DataParts<Bytes>,
-        feed: &Feed<S>,
-        buf: &mut Vec<u8>,
-    ) {
+    fn encode_data<S: Storage>(&mut self, id: u64, parts: &DataParts<Bytes>, feed: &Feed<S>, buf: &mut Vec<u8>) {
         let contiguous = feed.contiguous_len();
         self.told_contiguous = self.told_contiguous.max(contiguous);
         if let Some(head) = parts.head {

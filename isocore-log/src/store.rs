@@ -74,11 +74,7 @@ impl MemoryStore {
 
     /// Bytes held in entries (for reporting).
     pub fn entry_bytes(&self) -> usize {
-        self.prefix
-            .iter()
-            .chain(self.sparse.values())
-            .map(Bytes::len)
-            .sum()
+        self.prefix.iter().chain(self.sparse.values()).map(Bytes::len).sum()
     }
 }
 

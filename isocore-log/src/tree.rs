@@ -78,10 +78,7 @@ impl ProofShape {
     /// Whether the shape is well formed: `start ≤ end ≤ target`, `base ≤ target ≤ MAX_LENGTH`,
     /// and a range proof (`base == target`) proves entries the verifier's length covers.
     pub fn is_valid(&self) -> bool {
-        self.start <= self.end
-            && self.end <= self.target
-            && self.base <= self.target
-            && self.target <= MAX_LENGTH
+        self.start <= self.end && self.end <= self.target && self.base <= self.target && self.target <= MAX_LENGTH
     }
 
     fn covered(&self, (s, e): (u64, u64)) -> bool {

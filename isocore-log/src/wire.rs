@@ -133,21 +133,9 @@ impl<'a> Message<'a> {
 
     fn check_bounds(&self) -> Result<(), DecodeError> {
         let ok = match self {
-            Message::Have { head, contiguous } => {
-                head.length <= MAX_LENGTH && *contiguous <= head.length
-            }
-            Message::Request {
-                base, start, end, ..
-            } => start <= end && *end <= MAX_LENGTH && *base <= MAX_LENGTH,
-            Message::Data {
-                base,
-                head,
-                contiguous,
-                start,
-                entries,
-                nodes,
-                ..
-            } => {
+            Message::Have { head, contiguous } => head.length <= MAX_LENGTH && *contiguous <= head.length,
+            Message::Request { base, start, end, .. } => start <= end && *end <= MAX_LENGTH && *base <= MAX_LENGTH,
+            Message::Data { base, head, contiguous, start, entries, nodes, .. } => {
                 let target = head.map_or(*base, |h| h.length);
                 *contiguous <= MAX_LENGTH
                     && entries.len() <= MAX_ENTRIES_PER_MESSAGE
@@ -155,17 +143,10 @@ impl<'a> Message<'a> {
                     && entries.iter().all(|e| e.len() <= MAX_ENTRY_LEN)
                     && target <= MAX_LENGTH
                     && head.is_none_or(|h| h.length > *base)
-                    && start
-                        .checked_add(entries.len() as u64)
-                        .is_some_and(|end| end <= target)
+                    && start.checked_add(entries.len() as u64).is_some_and(|end| end <= target)
             }
-            Message::Fork(proof) => {
-                proof.first_roots.len() <= 64 && proof.second_nodes.len() <= MAX_PROOF_NODES
-            }
-            Message::NoData { .. }
-            | Message::Subscribe
-            | Message::Unsubscribe
-            | Message::Cancel { .. } => true,
+            Message::Fork(proof) => proof.first_roots.len() <= 64 && proof.second_nodes.len() <= MAX_PROOF_NODES,
+            Message::NoData { .. } | Message::Subscribe | Message::Unsubscribe | Message::Cancel { .. } => true,
         };
         ok.then_some(()).ok_or(DecodeError::OutOfBounds)
     }
@@ -180,20 +161,11 @@ where
     if bytes.len() > max_len {
         return Err(DecodeError::TooLong);
     }
-    let (value, rest): (T, _) =
-        postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
+    let (value, rest): (T, _) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes);
     }
-    if postcard::serialize_with_flavor(
-        &value,
-        Compare {
-            expected: bytes,
-            at: 0,
-        },
-    )
-    .is_err()
-    {
+    if postcard::serialize_with_flavor(&value, Compare { expected: bytes, at: 0 }).is_err() {
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
@@ -223,10 +195,6 @@ impl postcard::ser_flavors::Flavor for Compare<'_> {
     }
 
     fn finalize(self) -> postcard::Result<()> {
-        if self.at == self.expected.len() {
-            Ok(())
-        } else {
-            Err(postcard::Error::SerializeBufferFull)
-        }
+        if self.at == self.expected.len() { Ok(()) } else { Err(postcard::Error::SerializeBufferFull) }
     }
 }

@@ -7,9 +7,8 @@ use bytes::Bytes;
 use common::{Net, entry, writer};
 use ed25519_dalek::SigningKey;
 use isocore_log::{
-    Config, DataParts, DecodeError, Download, Feed, FeedKey, Hash, MAX_MESSAGE_LEN, MemoryStore,
-    Message, ProofError, RemoteError, ReplicationError, Replicator, SignedHead, Storage,
-    StoreError, WriteBatch,
+    Config, DataParts, DecodeError, Download, Feed, FeedKey, Hash, MAX_MESSAGE_LEN, MemoryStore, Message, ProofError,
+    RemoteError, ReplicationError, Replicator, SignedHead, Storage, StoreError, WriteBatch,
 };
 use std::time::Duration;
 
@@ -35,17 +34,12 @@ impl Victim {
     }
 
     fn receive_bytes(&mut self, bytes: Vec<u8>) -> Result<(), ReplicationError> {
-        self.replicator
-            .handle_input(&mut self.feed, NOW, &Bytes::from(bytes))
+        self.replicator.handle_input(&mut self.feed, NOW, &Bytes::from(bytes))
     }
 
     fn snapshot(&self) -> (Option<SignedHead>, u64, Vec<Option<Bytes>>) {
         let entries = (0..64).map(|i| self.feed.get(i).unwrap()).collect();
-        (
-            self.feed.head().copied(),
-            self.feed.contiguous_len(),
-            entries,
-        )
+        (self.feed.head().copied(), self.feed.contiguous_len(), entries)
     }
 }
 
@@ -79,10 +73,7 @@ fn refused(
     tamper: impl FnOnce(&mut DataParts<Bytes>),
     expected: RemoteError,
 ) {
-    let mut parts = feed
-        .serve(0, start, end, true, usize::MAX)
-        .unwrap()
-        .unwrap();
+    let mut parts = feed.serve(0, start, end, true, usize::MAX).unwrap().unwrap();
     tamper(&mut parts);
     let mut victim = Victim::new(*feed.key());
     let before = victim.snapshot();
@@ -90,11 +81,7 @@ fn refused(
         Err(ReplicationError::Remote(e)) => assert_eq!(e, expected),
         other => panic!("expected {expected:?}, got {other:?}"),
     }
-    assert_eq!(
-        victim.snapshot(),
-        before,
-        "a refused message changed the store"
-    );
+    assert_eq!(victim.snapshot(), before, "a refused message changed the store");
 }
 
 #[test]
@@ -121,13 +108,7 @@ fn tampered_entry() {
 #[test]
 fn wrong_sibling() {
     let (_, feed) = source(3, 10);
-    refused(
-        &feed,
-        3,
-        4,
-        |p| p.nodes[0].0[0] ^= 1,
-        RemoteError::Proof(ProofError::RootMismatch),
-    );
+    refused(&feed, 3, 4, |p| p.nodes[0].0[0] ^= 1, RemoteError::Proof(ProofError::RootMismatch));
 }
 
 #[test]
@@ -147,57 +128,28 @@ fn truncated_proof() {
 #[test]
 fn extra_proof_node() {
     let (_, feed) = source(5, 10);
-    refused(
-        &feed,
-        3,
-        4,
-        |p| p.nodes.push(Hash([9; 32])),
-        RemoteError::Proof(ProofError::TooManyNodes),
-    );
+    refused(&feed, 3, 4, |p| p.nodes.push(Hash([9; 32])), RemoteError::Proof(ProofError::TooManyNodes));
 }
 
 #[test]
 fn forged_signature() {
     let (_, feed) = source(6, 10);
-    refused(
-        &feed,
-        0,
-        10,
-        |p| p.head.as_mut().unwrap().signature.0[5] ^= 0x40,
-        RemoteError::BadSignature,
-    );
+    refused(&feed, 0, 10, |p| p.head.as_mut().unwrap().signature.0[5] ^= 0x40, RemoteError::BadSignature);
 }
 
 #[test]
 fn signature_from_another_feed_in_the_same_channel() {
     // Same channel, same entries, different writer: the other writer's head must not pass.
     let channel = [42; 32];
-    let (mallory, victim_writer) = (
-        SigningKey::from_bytes(&[7; 32]),
-        SigningKey::from_bytes(&[8; 32]),
-    );
-    let mut theirs = Feed::open(
-        FeedKey::new(channel, mallory.verifying_key()),
-        MemoryStore::new(),
-    )
-    .unwrap();
-    theirs
-        .append(&mallory, (0..5).map(|i| entry(i, 20)))
-        .unwrap();
-    let mut ours = Feed::open(
-        FeedKey::new(channel, victim_writer.verifying_key()),
-        MemoryStore::new(),
-    )
-    .unwrap();
-    ours.append(&victim_writer, (0..5).map(|i| entry(i, 20)))
-        .unwrap();
+    let (mallory, victim_writer) = (SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[8; 32]));
+    let mut theirs = Feed::open(FeedKey::new(channel, mallory.verifying_key()), MemoryStore::new()).unwrap();
+    theirs.append(&mallory, (0..5).map(|i| entry(i, 20))).unwrap();
+    let mut ours = Feed::open(FeedKey::new(channel, victim_writer.verifying_key()), MemoryStore::new()).unwrap();
+    ours.append(&victim_writer, (0..5).map(|i| entry(i, 20))).unwrap();
     let mut forged = ours.serve(0, 0, 5, true, usize::MAX).unwrap().unwrap();
     forged.head = theirs.head().copied();
     let mut victim = Victim::new(*ours.key());
-    assert!(matches!(
-        victim.receive_bytes(push_of(&forged)),
-        Err(ReplicationError::Remote(RemoteError::BadSignature))
-    ));
+    assert!(matches!(victim.receive_bytes(push_of(&forged)), Err(ReplicationError::Remote(RemoteError::BadSignature))));
     assert_eq!(victim.feed.len(), 0);
 }
 
@@ -205,20 +157,12 @@ fn signature_from_another_feed_in_the_same_channel() {
 fn signature_from_the_same_writer_in_another_channel() {
     let signer = SigningKey::from_bytes(&[9; 32]);
     let in_channel = |c: u8| {
-        let mut feed = Feed::open(
-            FeedKey::new([c; 32], signer.verifying_key()),
-            MemoryStore::new(),
-        )
-        .unwrap();
+        let mut feed = Feed::open(FeedKey::new([c; 32], signer.verifying_key()), MemoryStore::new()).unwrap();
         feed.append(&signer, (0..5).map(|i| entry(i, 20))).unwrap();
         feed
     };
     let (a, b) = (in_channel(1), in_channel(2));
-    assert_eq!(
-        a.head().unwrap().root,
-        b.head().unwrap().root,
-        "same entries, same tree"
-    );
+    assert_eq!(a.head().unwrap().root, b.head().unwrap().root, "same entries, same tree");
     let mut replayed = b.serve(0, 0, 5, true, usize::MAX).unwrap().unwrap();
     replayed.head = a.head().copied();
     let mut victim = Victim::new(*b.key());
@@ -235,20 +179,9 @@ fn head_replay_from_an_older_length() {
     feed.append(&signer, [entry(5, 20)]).unwrap();
     let new = *feed.head().unwrap();
     let mut victim = Victim::new(*feed.key());
-    victim
-        .receive(&Message::Have {
-            head: new,
-            contiguous: 6,
-        })
-        .unwrap();
-    let refused = victim.receive(&Message::Have {
-        head: old,
-        contiguous: 5,
-    });
-    assert!(matches!(
-        refused,
-        Err(ReplicationError::Remote(RemoteError::HeadRegression))
-    ));
+    victim.receive(&Message::Have { head: new, contiguous: 6 }).unwrap();
+    let refused = victim.receive(&Message::Have { head: old, contiguous: 5 });
+    assert!(matches!(refused, Err(ReplicationError::Remote(RemoteError::HeadRegression))));
     // An old head inside an upgrade is refused at decoding: an upgrade must be longer than its base.
     let mut parts = feed.serve(0, 0, 6, true, usize::MAX).unwrap().unwrap();
     parts.base = 6;
@@ -262,18 +195,10 @@ fn head_replay_from_an_older_length() {
 fn overlong_varint() {
     // `NoData { id: 1 }` is [3, 1]; spelling 1 as [0x81, 0x00] is the same number, overlong.
     assert!(Message::decode(&[3, 1]).is_ok());
-    assert_eq!(
-        Message::decode(&[3, 0x81, 0x00]),
-        Err(DecodeError::NonCanonical)
-    );
+    assert_eq!(Message::decode(&[3, 0x81, 0x00]), Err(DecodeError::NonCanonical));
     let mut victim = Victim::new(writer(11).1);
     let refused = victim.receive_bytes(vec![3, 0x81, 0x00]);
-    assert!(matches!(
-        refused,
-        Err(ReplicationError::Remote(RemoteError::Decode(
-            DecodeError::NonCanonical
-        )))
-    ));
+    assert!(matches!(refused, Err(ReplicationError::Remote(RemoteError::Decode(DecodeError::NonCanonical)))));
 }
 
 #[test]
@@ -287,25 +212,12 @@ fn oversized_length() {
     let mut bytes = vec![2, 0, 0, 0, 0, 0];
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert_eq!(Message::decode(&bytes), Err(DecodeError::Malformed));
-    assert_eq!(
-        Message::decode(&vec![0u8; MAX_MESSAGE_LEN + 1]),
-        Err(DecodeError::TooLong)
-    );
+    assert_eq!(Message::decode(&vec![0u8; MAX_MESSAGE_LEN + 1]), Err(DecodeError::TooLong));
     // An entry over the maximum entry size, in an otherwise well-formed message.
     let big = vec![0u8; isocore_log::MAX_ENTRY_LEN + 1];
-    let message = Message::Data {
-        id: 1,
-        base: 0,
-        head: None,
-        contiguous: 0,
-        start: 0,
-        entries: vec![&big],
-        nodes: vec![],
-    };
-    assert_eq!(
-        Message::decode(&message.to_vec()),
-        Err(DecodeError::OutOfBounds)
-    );
+    let message =
+        Message::Data { id: 1, base: 0, head: None, contiguous: 0, start: 0, entries: vec![&big], nodes: vec![] };
+    assert_eq!(Message::decode(&message.to_vec()), Err(DecodeError::OutOfBounds));
 }
 
 #[test]
@@ -313,27 +225,10 @@ fn too_many_queued_requests() {
     let mut victim = Victim::new(writer(12).1);
     let config = Config::default();
     for id in 0..config.max_peer_requests as u64 {
-        victim
-            .receive(&Message::Request {
-                id,
-                base: 0,
-                start: 0,
-                end: 1,
-                upgrade: false,
-            })
-            .unwrap();
+        victim.receive(&Message::Request { id, base: 0, start: 0, end: 1, upgrade: false }).unwrap();
     }
-    let refused = victim.receive(&Message::Request {
-        id: 9999,
-        base: 0,
-        start: 0,
-        end: 1,
-        upgrade: false,
-    });
-    assert!(matches!(
-        refused,
-        Err(ReplicationError::Remote(RemoteError::TooManyRequests))
-    ));
+    let refused = victim.receive(&Message::Request { id: 9999, base: 0, start: 0, end: 1, upgrade: false });
+    assert!(matches!(refused, Err(ReplicationError::Remote(RemoteError::TooManyRequests))));
 }
 
 /// A writer that signs two histories. `lengths` are what each branch reaches.
@@ -342,16 +237,8 @@ fn forking_writer(lengths: (u64, u64)) {
     let mut net = Net::new(13);
     let [w1, w2, r1, r2, r3] = [0; 5].map(|_| net.add(key));
     net.append(w1, &signer, (0..lengths.0).map(|i| entry(i, 10)).collect());
-    net.append(
-        w2,
-        &signer,
-        (0..lengths.1).map(|i| entry(i + 1000, 10)).collect(),
-    );
-    let serve = Config {
-        download: Download::None,
-        live: false,
-        ..Config::default()
-    };
+    net.append(w2, &signer, (0..lengths.1).map(|i| entry(i + 1000, 10)).collect());
+    let serve = Config { download: Download::None, live: false, ..Config::default() };
     net.connect(w1, serve.clone(), r1, Config::default());
     net.connect(w2, serve, r2, Config::default());
     net.connect(r2, Config::default(), r3, Config::default());
@@ -360,23 +247,14 @@ fn forking_writer(lengths: (u64, u64)) {
     net.connect(r1, Config::default(), r2, Config::default());
     net.run(10_000);
     for r in [r1, r2, r3] {
-        let proof = net.nodes[r]
-            .feed
-            .fork_proof()
-            .unwrap_or_else(|| panic!("replica {r} has no fork proof"));
+        let proof = net.nodes[r].feed.fork_proof().unwrap_or_else(|| panic!("replica {r} has no fork proof"));
         assert_eq!(proof.verify().unwrap(), key);
     }
     for r in [r1, r2] {
-        assert!(
-            net.nodes[r].events.contains(&isocore_log::Event::Forked),
-            "replica {r} saw no fork event"
-        );
+        assert!(net.nodes[r].events.contains(&isocore_log::Event::Forked), "replica {r} saw no fork event");
     }
     // The proof travels back to the writer's own replica, which refuses to extend the fork.
-    assert!(matches!(
-        net.nodes[w1].feed.append(&signer, [entry(77, 10)]),
-        Err(isocore_log::FeedError::Forked)
-    ));
+    assert!(matches!(net.nodes[w1].feed.append(&signer, [entry(77, 10)]), Err(isocore_log::FeedError::Forked)));
 }
 
 #[test]
@@ -400,8 +278,7 @@ fn fork_proof_with_a_wrong_node_is_refused() {
     let mut a = Feed::open(key, MemoryStore::new()).unwrap();
     a.append(&signer, (0..3).map(|i| entry(i, 10))).unwrap();
     let mut b = Feed::open(key, MemoryStore::new()).unwrap();
-    b.append(&signer, (0..3).map(|i| entry(i + 50, 10)))
-        .unwrap();
+    b.append(&signer, (0..3).map(|i| entry(i + 50, 10))).unwrap();
     let proof = isocore_log::ForkProof {
         channel: *key.channel(),
         writer: key.writer().to_bytes(),
@@ -422,9 +299,7 @@ fn fork_proof_with_a_wrong_node_is_refused() {
     forged.second.signature.0[0] ^= 1;
     assert!(matches!(
         victim.receive(&Message::Fork(forged)),
-        Err(ReplicationError::Remote(RemoteError::BadForkProof(
-            isocore_log::ForkProofError::BadSignature
-        )))
+        Err(ReplicationError::Remote(RemoteError::BadForkProof(isocore_log::ForkProofError::BadSignature)))
     ));
     assert!(victim.feed.fork_proof().is_none());
 }
@@ -467,37 +342,13 @@ fn failed_write_loses_nothing_already_stored() {
     feed.append(&signer, (0..4).map(|i| entry(i, 8))).unwrap();
     let head = *feed.head().unwrap();
     // Reach into the store through a reopen: break it, try to append, reopen.
-    let mut store = FlakyStore {
-        inner: feed.store().inner.clone(),
-        broken: true,
-    };
+    let mut store = FlakyStore { inner: feed.store().inner.clone(), broken: true };
     std::mem::swap(&mut store.inner, &mut FlakyStore::default().inner);
-    let mut broken = Feed::open(
-        key,
-        FlakyStore {
-            inner: feed.store().inner.clone(),
-            broken: true,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        broken.append(&signer, [entry(4, 8)]),
-        Err(isocore_log::FeedError::Store(_))
-    ));
-    assert_eq!(
-        broken.head(),
-        Some(&head),
-        "in-memory state moved despite the failed write"
-    );
+    let mut broken = Feed::open(key, FlakyStore { inner: feed.store().inner.clone(), broken: true }).unwrap();
+    assert!(matches!(broken.append(&signer, [entry(4, 8)]), Err(isocore_log::FeedError::Store(_))));
+    assert_eq!(broken.head(), Some(&head), "in-memory state moved despite the failed write");
     assert_eq!(broken.len(), 4);
-    let reopened = Feed::open(
-        key,
-        FlakyStore {
-            inner: broken.store().inner.clone(),
-            broken: false,
-        },
-    )
-    .unwrap();
+    let reopened = Feed::open(key, FlakyStore { inner: broken.store().inner.clone(), broken: false }).unwrap();
     assert_eq!(reopened.head(), Some(&head));
     for i in 0..4 {
         assert_eq!(reopened.get(i).unwrap().as_deref(), Some(&entry(i, 8)[..]));
@@ -509,9 +360,6 @@ fn wrong_signer_cannot_append() {
     let (_, key) = writer(16);
     let mut feed = Feed::open(key, MemoryStore::new()).unwrap();
     let mallory = SigningKey::from_bytes(&[99; 32]);
-    assert!(matches!(
-        feed.append(&mallory, [b"x".to_vec()]),
-        Err(isocore_log::FeedError::WrongSigner)
-    ));
+    assert!(matches!(feed.append(&mallory, [b"x".to_vec()]), Err(isocore_log::FeedError::WrongSigner)));
     assert!(feed.is_empty());
 }

@@ -10,52 +10,23 @@ use proptest::prelude::*;
 use std::time::Duration;
 
 fn head_strategy() -> impl Strategy<Value = SignedHead> {
-    (
-        any::<u64>(),
-        any::<[u8; 32]>(),
-        any::<[u8; 32]>(),
-        any::<[u8; 32]>(),
-    )
-        .prop_map(|(length, root, s1, s2)| {
-            let mut signature = [0; 64];
-            signature[..32].copy_from_slice(&s1);
-            signature[32..].copy_from_slice(&s2);
-            SignedHead {
-                length: length >> 2,
-                root: Hash(root),
-                signature: Signature(signature),
-            }
-        })
+    (any::<u64>(), any::<[u8; 32]>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(length, root, s1, s2)| {
+        let mut signature = [0; 64];
+        signature[..32].copy_from_slice(&s1);
+        signature[32..].copy_from_slice(&s2);
+        SignedHead { length: length >> 2, root: Hash(root), signature: Signature(signature) }
+    })
 }
 
 /// Valid, well-bounded messages of every kind, encoded.
 fn message_strategy() -> impl Strategy<Value = Vec<u8>> {
     let small = 0u64..1 << 40;
     prop_oneof![
-        (head_strategy(), any::<u64>()).prop_map(|(head, c)| {
-            Message::Have {
-                head,
-                contiguous: c % (head.length + 1),
-            }
-            .to_vec()
-        }),
-        (
-            any::<u64>(),
-            small.clone(),
-            small.clone(),
-            0u64..5000,
-            any::<bool>()
-        )
-            .prop_map(|(id, base, start, n, upgrade)| {
-                Message::Request {
-                    id,
-                    base,
-                    start,
-                    end: start + n,
-                    upgrade,
-                }
-                .to_vec()
-            }),
+        (head_strategy(), any::<u64>())
+            .prop_map(|(head, c)| { Message::Have { head, contiguous: c % (head.length + 1) }.to_vec() }),
+        (any::<u64>(), small.clone(), small.clone(), 0u64..5000, any::<bool>()).prop_map(
+            |(id, base, start, n, upgrade)| { Message::Request { id, base, start, end: start + n, upgrade }.to_vec() }
+        ),
         (
             any::<u64>(),
             small.clone(),
@@ -73,16 +44,7 @@ fn message_strategy() -> impl Strategy<Value = Vec<u8>> {
                 let start = target.saturating_sub(entries.len() as u64);
                 let entries: Vec<&[u8]> = entries.iter().map(|e| &e[..]).collect();
                 let nodes = nodes.into_iter().map(Hash).collect();
-                Message::Data {
-                    id,
-                    base,
-                    head,
-                    contiguous,
-                    start,
-                    entries,
-                    nodes,
-                }
-                .to_vec()
+                Message::Data { id, base, head, contiguous, start, entries, nodes }.to_vec()
             }),
         any::<u64>().prop_map(|id| Message::NoData { id }.to_vec()),
         Just(Message::Subscribe.to_vec()),

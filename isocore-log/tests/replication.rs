@@ -12,11 +12,7 @@ fn follower() -> Config {
 }
 
 fn server() -> Config {
-    Config {
-        download: Download::None,
-        live: false,
-        ..Config::default()
-    }
+    Config { download: Download::None, live: false, ..Config::default() }
 }
 
 #[test]
@@ -26,21 +22,9 @@ fn full_download_of_an_existing_feed() {
     let a = net.add(key);
     let b = net.add(key);
     for batch in 0..10 {
-        net.append(
-            a,
-            &signer,
-            (0..500).map(|i| entry(batch * 500 + i, 64)).collect(),
-        );
+        net.append(a, &signer, (0..500).map(|i| entry(batch * 500 + i, 64)).collect());
     }
-    net.connect(
-        a,
-        server(),
-        b,
-        Config {
-            live: false,
-            ..follower()
-        },
-    );
+    net.connect(a, server(), b, Config { live: false, ..follower() });
     net.run(100_000);
     assert!(net.errors().is_empty(), "{:?}", net.errors());
     net.assert_same_as(b, a);
@@ -53,15 +37,7 @@ fn pipelined_download_takes_few_round_trips() {
     let a = net.add(key);
     let b = net.add(key);
     net.append(a, &signer, (0..20_000).map(|i| entry(i, 16)).collect());
-    net.connect(
-        a,
-        server(),
-        b,
-        Config {
-            live: false,
-            ..follower()
-        },
-    );
+    net.connect(a, server(), b, Config { live: false, ..follower() });
     net.run(100_000);
     net.assert_same_as(b, a);
     // One round trip for the head and first chunk, then 16-deep pipelining of 1024-entry
@@ -84,11 +60,7 @@ fn live_appends_are_pushed_to_a_subscriber() {
         net.run(1000);
         assert_eq!(net.nodes[b].feed.len(), i + 1);
         // A push is one message: it arrives after one link latency, no round trip.
-        assert_eq!(
-            net.now - sent,
-            net.latency,
-            "append {i} took more than one hop"
-        );
+        assert_eq!(net.now - sent, net.latency, "append {i} took more than one hop");
     }
     net.assert_same_as(b, a);
 }
@@ -100,16 +72,7 @@ fn sparse_download_fetches_only_what_is_wanted() {
     let a = net.add(key);
     let b = net.add(key);
     net.append(a, &signer, (0..1000).map(|i| entry(i, 64)).collect());
-    net.connect(
-        a,
-        server(),
-        b,
-        Config {
-            download: Download::Sparse,
-            live: false,
-            ..follower()
-        },
-    );
+    net.connect(a, server(), b, Config { download: Download::Sparse, live: false, ..follower() });
     net.run(1000);
     // The head came with the announcement; no entries yet.
     assert_eq!(net.nodes[b].feed.len(), 1000);
@@ -120,11 +83,7 @@ fn sparse_download_fetches_only_what_is_wanted() {
     net.run(1000);
     let feed = &net.nodes[b].feed;
     for i in 0..1000 {
-        assert_eq!(
-            feed.get(i).unwrap().is_some(),
-            (500..510).contains(&i),
-            "entry {i}"
-        );
+        assert_eq!(feed.get(i).unwrap().is_some(), (500..510).contains(&i), "entry {i}");
     }
     assert_eq!(feed.get(505).unwrap().as_deref(), Some(&entry(505, 64)[..]));
 }
@@ -141,11 +100,7 @@ fn relay_chain_serves_what_it_verified() {
     net.connect(b, follower(), d, follower());
     net.run(100_000);
     for i in 0..20 {
-        net.append(
-            a,
-            &signer,
-            (0..7).map(|j| entry(3000 + i * 7 + j, 40)).collect(),
-        );
+        net.append(a, &signer, (0..7).map(|j| entry(3000 + i * 7 + j, 40)).collect());
         net.run(100_000);
     }
     assert!(net.errors().is_empty(), "{:?}", net.errors());
@@ -163,11 +118,7 @@ fn subscriber_joining_mid_stream_catches_up_and_follows() {
     let c = net.add(key);
     net.connect(a, server(), b, follower());
     for i in 0..30 {
-        net.append(
-            a,
-            &signer,
-            (0..100).map(|j| entry(i * 100 + j, 64)).collect(),
-        );
+        net.append(a, &signer, (0..100).map(|j| entry(i * 100 + j, 64)).collect());
         net.run(100_000);
         if i == 15 {
             net.connect(a, server(), c, follower());
@@ -176,11 +127,7 @@ fn subscriber_joining_mid_stream_catches_up_and_follows() {
     net.run(100_000);
     net.assert_same_as(b, a);
     net.assert_same_as(c, a);
-    let got: Vec<_> = net.nodes[c]
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::Downloaded { .. }))
-        .collect();
+    let got: Vec<_> = net.nodes[c].events.iter().filter(|e| matches!(e, Event::Downloaded { .. })).collect();
     assert!(!got.is_empty());
 }
 

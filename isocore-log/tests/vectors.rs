@@ -5,18 +5,14 @@
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use isocore_log::hash::{leaf_hash, parent_hash};
-use isocore_log::{
-    Feed, FeedKey, ForkProof, Hash, MemoryStore, Message, RangeProof, SignedHead, tree,
-};
+use isocore_log::{Feed, FeedKey, ForkProof, Hash, MemoryStore, Message, RangeProof, SignedHead, tree};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
 /// Entry `i` of every vector feed: `i % 7 * 11` bytes, byte `j` = `(i + 3j) mod 251`.
 /// Lengths cross 0, short and multi-block BLAKE3 inputs.
 fn painted(i: u64) -> Vec<u8> {
-    (0..(i % 7) * 11)
-        .map(|j| ((i + 3 * j) % 251) as u8)
-        .collect()
+    (0..(i % 7) * 11).map(|j| ((i + 3 * j) % 251) as u8).collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -46,10 +42,7 @@ fn head_json(head: &SignedHead) -> Value {
 }
 
 fn file(algorithm: &str, notes: Value, groups: Vec<Value>) -> Value {
-    let count: usize = groups
-        .iter()
-        .map(|g| g["tests"].as_array().unwrap().len())
-        .sum();
+    let count: usize = groups.iter().map(|g| g["tests"].as_array().unwrap().len()).sum();
     let mut id = 0;
     let groups: Vec<Value> = groups
         .into_iter()
@@ -79,10 +72,8 @@ fn tree_vectors() -> Value {
         "root": {"context": "isocore/log/v1/root", "key": hex(&blake3::derive_key("isocore/log/v1/root", &[]))},
     });
     // Lengths on each boundary of the flat tree: powers of two and their neighbours.
-    let lengths = [
-        0u64, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256,
-        257, 1000,
-    ];
+    let lengths =
+        [0u64, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000];
     let tests: Vec<Value> = lengths
         .iter()
         .map(|&n| {
@@ -107,10 +98,7 @@ fn tree_vectors() -> Value {
     file(
         "isocore-log tree",
         json!({}),
-        vec![
-            primitives,
-            json!({"type": "TreeRoots", "keys": contexts, "tests": tests}),
-        ],
+        vec![primitives, json!({"type": "TreeRoots", "keys": contexts, "tests": tests})],
     )
 }
 
@@ -184,17 +172,15 @@ fn head_vectors() -> Value {
             "WrongLength": "the signed length differs",
             "NonCanonicalSignature": "s is not reduced below the group order; strict verification refuses it",
         }),
-        vec![
-            json!({"type": "SignedHead", "context": hex(isocore_log::HEAD_CONTEXT), "tests": tests}),
-        ],
+        vec![json!({"type": "SignedHead", "context": hex(isocore_log::HEAD_CONTEXT), "tests": tests})],
     )
 }
 
 /// Add the Ed25519 group order L to a 32-byte little-endian scalar.
 fn add_group_order(s: &mut [u8]) {
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let mut carry = 0u16;
     for (x, l) in s.iter_mut().zip(L) {
@@ -230,66 +216,23 @@ fn proof_vectors() -> Value {
     let key = *f.key();
     let entries = |s: u64, e: u64| (s..e).map(painted).collect::<Vec<_>>();
     let mut tests = Vec::new();
-    for (s, e) in [
-        (0, 1),
-        (99, 100),
-        (37, 38),
-        (0, 100),
-        (10, 74),
-        (64, 96),
-        (31, 33),
-    ] {
+    for (s, e) in [(0, 1), (99, 100), (37, 38), (0, 100), (10, 74), (64, 96), (31, 33)] {
         let p = f.prove_range(s, e).unwrap().unwrap();
-        tests.push(proof_json(
-            &format!("entries [{s}, {e}) of 100"),
-            &[],
-            &key,
-            &p,
-            &entries(s, e),
-            true,
-        ));
+        tests.push(proof_json(&format!("entries [{s}, {e}) of 100"), &[], &key, &p, &entries(s, e), true));
     }
     let p = f.prove_range(40, 43).unwrap().unwrap();
     let mut tampered = entries(40, 43);
     tampered[1].push(0);
-    tests.push(proof_json(
-        "entry 41 has an extra byte",
-        &["TamperedEntry"],
-        &key,
-        &p,
-        &tampered,
-        false,
-    ));
+    tests.push(proof_json("entry 41 has an extra byte", &["TamperedEntry"], &key, &p, &tampered, false));
     let mut wrong = p.clone();
     wrong.nodes[1].0[31] ^= 0x80;
-    tests.push(proof_json(
-        "second sibling hash altered",
-        &["WrongSibling"],
-        &key,
-        &wrong,
-        &entries(40, 43),
-        false,
-    ));
+    tests.push(proof_json("second sibling hash altered", &["WrongSibling"], &key, &wrong, &entries(40, 43), false));
     let mut short = p.clone();
     short.nodes.pop();
-    tests.push(proof_json(
-        "last sibling hash missing",
-        &["TruncatedProof"],
-        &key,
-        &short,
-        &entries(40, 43),
-        false,
-    ));
+    tests.push(proof_json("last sibling hash missing", &["TruncatedProof"], &key, &short, &entries(40, 43), false));
     let mut long = p.clone();
     long.nodes.push(Hash([0; 32]));
-    tests.push(proof_json(
-        "one hash too many",
-        &["ExtraNode"],
-        &key,
-        &long,
-        &entries(40, 43),
-        false,
-    ));
+    tests.push(proof_json("one hash too many", &["ExtraNode"], &key, &long, &entries(40, 43), false));
     let mut shifted = p.clone();
     shifted.start = 41;
     tests.push(proof_json(
@@ -302,14 +245,7 @@ fn proof_vectors() -> Value {
     ));
     let mut forged = p.clone();
     forged.head.signature.0[10] ^= 4;
-    tests.push(proof_json(
-        "head signature altered",
-        &["ForgedSignature"],
-        &key,
-        &forged,
-        &entries(40, 43),
-        false,
-    ));
+    tests.push(proof_json("head signature altered", &["ForgedSignature"], &key, &forged, &entries(40, 43), false));
     let (_, other) = feed(6, 100);
     tests.push(proof_json(
         "proof from another writer's feed with the same entries",
@@ -321,14 +257,7 @@ fn proof_vectors() -> Value {
     ));
     let mut swapped = p.clone();
     swapped.nodes.swap(0, 1);
-    tests.push(proof_json(
-        "siblings in the wrong order",
-        &["WrongSibling"],
-        &key,
-        &swapped,
-        &entries(40, 43),
-        false,
-    ));
+    tests.push(proof_json("siblings in the wrong order", &["WrongSibling"], &key, &swapped, &entries(40, 43), false));
 
     // Upgrade proofs: the verifier holds the roots of `base` and learns `target`.
     let mut upgrades = Vec::new();
@@ -337,28 +266,14 @@ fn proof_vectors() -> Value {
     for n in [1u64, 3, 4, 7, 20, 33, 64] {
         let len = g.len();
         g.append(&signer, (len..n).map(painted)).unwrap();
-        roots_at.insert(
-            n,
-            tree::roots(n).map(|i| g.store_node(i)).collect::<Vec<_>>(),
-        );
+        roots_at.insert(n, tree::roots(n).map(|i| g.store_node(i)).collect::<Vec<_>>());
     }
-    for (base, start, end) in [
-        (1u64, 1u64, 1u64),
-        (3, 3, 7),
-        (4, 4, 4),
-        (7, 5, 9),
-        (20, 20, 33),
-        (33, 0, 2),
-        (1, 60, 64),
-    ] {
-        let parts = g
-            .serve(base, start, end, true, usize::MAX)
-            .unwrap()
-            .unwrap();
-        let known: Vec<Value> = tree::roots(base)
-            .zip(&roots_at[&base])
-            .map(|(i, h)| json!({"index": i, "hash": hex(&h.0)}))
-            .collect();
+    for (base, start, end) in
+        [(1u64, 1u64, 1u64), (3, 3, 7), (4, 4, 4), (7, 5, 9), (20, 20, 33), (33, 0, 2), (1, 60, 64)]
+    {
+        let parts = g.serve(base, start, end, true, usize::MAX).unwrap().unwrap();
+        let known: Vec<Value> =
+            tree::roots(base).zip(&roots_at[&base]).map(|(i, h)| json!({"index": i, "hash": hex(&h.0)})).collect();
         upgrades.push(json!({
             "comment": format!("from {base} to 64 with entries [{start}, {end})"),
             "flags": [],
@@ -393,30 +308,17 @@ fn fork_vectors() -> Value {
     let (signer, key) = key_of(8, None);
     let branch = |offset: u64, n: u64| {
         let mut f = Feed::open(key, MemoryStore::new()).unwrap();
-        f.append(&signer, (0..n).map(|i| painted(i + offset)))
-            .unwrap();
+        f.append(&signer, (0..n).map(|i| painted(i + offset))).unwrap();
         f
     };
     let proof_between = |a: &Feed<MemoryStore>, b: &Feed<MemoryStore>| -> ForkProof {
         let (n, m) = (a.len(), b.len());
-        let first_roots = if n == m {
-            vec![]
-        } else {
-            tree::roots(n).map(|i| a.store_node(i)).collect()
-        };
+        let first_roots = if n == m { vec![] } else { tree::roots(n).map(|i| a.store_node(i)).collect() };
         let second_nodes = if n == m {
             vec![]
         } else {
             let mut idx = Vec::new();
-            tree::proof_nodes(
-                &tree::ProofShape {
-                    base: n,
-                    target: m,
-                    start: n,
-                    end: n,
-                },
-                &mut idx,
-            );
+            tree::proof_nodes(&tree::ProofShape { base: n, target: m, start: n, end: n }, &mut idx);
             idx.into_iter().map(|i| b.store_node(i)).collect()
         };
         ForkProof {
@@ -439,49 +341,25 @@ fn fork_vectors() -> Value {
     };
     let mut tests = Vec::new();
     let (x6, y6) = (branch(0, 6), branch(100, 6));
-    tests.push(to_json(
-        "same length, different roots",
-        &[],
-        &proof_between(&x6, &y6),
-    ));
+    tests.push(to_json("same length, different roots", &[], &proof_between(&x6, &y6)));
     let (x5, y9) = (branch(0, 5), branch(100, 9));
-    tests.push(to_json(
-        "length 5 against a conflicting 9",
-        &[],
-        &proof_between(&x5, &y9),
-    ));
+    tests.push(to_json("length 5 against a conflicting 9", &[], &proof_between(&x5, &y9)));
     // Fork after a common prefix: entry 3 onwards differ.
     let mut common = Feed::open(key, MemoryStore::new()).unwrap();
     common.append(&signer, (0..3).map(painted)).unwrap();
     let mut late = Feed::open(key, MemoryStore::new()).unwrap();
-    late.append(
-        &signer,
-        (0..3).map(painted).chain((3..12).map(|i| painted(i + 500))),
-    )
-    .unwrap();
+    late.append(&signer, (0..3).map(painted).chain((3..12).map(|i| painted(i + 500)))).unwrap();
     let mut early = common;
     early.append(&signer, (3..4).map(painted)).unwrap();
-    tests.push(to_json(
-        "common prefix of 3, then 4 against 12",
-        &[],
-        &proof_between(&early, &late),
-    ));
+    tests.push(to_json("common prefix of 3, then 4 against 12", &[], &proof_between(&early, &late)));
     let x9 = branch(0, 9);
-    tests.push(to_json(
-        "5 is a prefix of 9: consistent",
-        &["Consistent"],
-        &proof_between(&x5, &x9),
-    ));
+    tests.push(to_json("5 is a prefix of 9: consistent", &["Consistent"], &proof_between(&x5, &x9)));
     let mut bad = proof_between(&x5, &y9);
     bad.second_nodes[0].0[0] ^= 1;
     tests.push(to_json("upgrade node altered", &["BadNodes"], &bad));
     let mut forged = proof_between(&x6, &y6);
     forged.second.signature.0[3] ^= 1;
-    tests.push(to_json(
-        "second head signature altered",
-        &["BadSignature"],
-        &forged,
-    ));
+    tests.push(to_json("second head signature altered", &["BadSignature"], &forged));
     let mut swapped = proof_between(&x5, &y9);
     std::mem::swap(&mut swapped.first, &mut swapped.second);
     tests.push(to_json("longer head first", &["Misordered"], &swapped));
@@ -503,23 +381,8 @@ fn message_vectors() -> Value {
     let parts = f.serve(16, 3, 6, true, usize::MAX).unwrap().unwrap();
     let entries: Vec<&[u8]> = parts.entries.iter().map(|e| &e[..]).collect();
     let valid = [
-        (
-            "Have",
-            Message::Have {
-                head,
-                contiguous: 20,
-            },
-        ),
-        (
-            "Request",
-            Message::Request {
-                id: 7,
-                base: 16,
-                start: 3,
-                end: 6,
-                upgrade: true,
-            },
-        ),
+        ("Have", Message::Have { head, contiguous: 20 }),
+        ("Request", Message::Request { id: 7, base: 16, start: 3, end: 6, upgrade: true }),
         (
             "Data with upgrade",
             Message::Data {
@@ -558,40 +421,21 @@ fn message_vectors() -> Value {
         })
         .collect();
     let nay: Vec<(&str, &str, Vec<u8>)> = vec![
-        (
-            "overlong varint in NoData id",
-            "NonCanonical",
-            vec![3, 0x81, 0x00],
-        ),
+        ("overlong varint in NoData id", "NonCanonical", vec![3, 0x81, 0x00]),
         ("trailing byte after Subscribe", "TrailingBytes", vec![4, 0]),
         ("unknown message tag", "Malformed", vec![8]),
         ("truncated Request", "Malformed", vec![1, 7, 16]),
         ("Have with contiguous beyond its length", "OutOfBounds", {
-            let mut m = Message::Have {
-                head,
-                contiguous: 20,
-            }
-            .to_vec();
+            let mut m = Message::Have { head, contiguous: 20 }.to_vec();
             *m.last_mut().unwrap() = 21;
             m
         }),
         (
             "Request with start after end",
             "OutOfBounds",
-            Message::Request {
-                id: 1,
-                base: 0,
-                start: 5,
-                end: 4,
-                upgrade: false,
-            }
-            .to_vec(),
+            Message::Request { id: 1, base: 0, start: 5, end: 4, upgrade: false }.to_vec(),
         ),
-        (
-            "bool that is neither 0 nor 1",
-            "Malformed",
-            vec![1, 1, 0, 0, 0, 2],
-        ),
+        ("bool that is neither 0 nor 1", "Malformed", vec![1, 1, 0, 0, 0, 2]),
         (
             "upgrade head not longer than its base",
             "OutOfBounds",
@@ -609,27 +453,13 @@ fn message_vectors() -> Value {
         (
             "entries running past the proven length",
             "OutOfBounds",
-            Message::Data {
-                id: 1,
-                base: 2,
-                head: None,
-                contiguous: 0,
-                start: 2,
-                entries: vec![b"a"],
-                nodes: vec![],
-            }
-            .to_vec(),
+            Message::Data { id: 1, base: 2, head: None, contiguous: 0, start: 2, entries: vec![b"a"], nodes: vec![] }
+                .to_vec(),
         ),
-        (
-            "entry count far beyond the input",
-            "Malformed",
-            vec![2, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f],
-        ),
+        ("entry count far beyond the input", "Malformed", vec![2, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f]),
     ];
     for (comment, reason, bytes) in nay {
-        let got = Message::decode(&bytes)
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"));
+        let got = Message::decode(&bytes).map(|_| ()).map_err(|e| format!("{e:?}"));
         assert_eq!(got, Err(reason.to_string()), "{comment}");
         tests.push(json!({"comment": comment, "flags": [reason], "encoded": hex(&bytes), "result": "invalid"}));
     }

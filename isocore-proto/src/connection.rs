@@ -7,9 +7,7 @@
 //! [`Connection::poll_timeout`] passes. Any call may change what the polls return.
 
 use crate::codec::MAX_MESSAGE_LEN;
-use crate::handshake::{
-    Established, Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role,
-};
+use crate::handshake::{Established, Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
 use crate::message::{MAX_REASON_LEN, Message};
 use bytes::Bytes;
 use core::time::Duration;
@@ -19,6 +17,10 @@ use std::collections::{BTreeMap, VecDeque};
 /// Largest Noise message, and so the largest frame body.
 pub const MAX_FRAME_BODY: usize = 65_535;
 const TAG_LEN: usize = 16;
+/// Credit each side starts with on every stream, before any `Credit` message.
+pub const INITIAL_STREAM_CREDIT: u64 = 16 << 10;
+/// Credit each side starts with on the connection, before any `Credit` message.
+pub const INITIAL_CONNECTION_CREDIT: u64 = 64 << 10;
 /// Largest plaintext in one frame.
 pub const MAX_FRAME_PLAINTEXT: usize = MAX_FRAME_BODY - TAG_LEN;
 
@@ -31,9 +33,11 @@ pub struct ConnectionConfig {
     pub idle_timeout: Duration,
     /// Send a ping when nothing has been sent for this long.
     pub keepalive: Duration,
-    /// Payload bytes the peer may send on one stream before we grant more.
+    /// Payload bytes the peer may send on one stream before we grant more (at least
+    /// [`INITIAL_STREAM_CREDIT`]).
     pub stream_window: u64,
-    /// Payload bytes the peer may send on the whole connection before we grant more.
+    /// Payload bytes the peer may send on the whole connection before we grant more (at least
+    /// [`INITIAL_CONNECTION_CREDIT`]).
     pub connection_window: u64,
     /// Streams open at once; a peer opening more is cut off.
     pub max_streams: usize,
@@ -60,10 +64,7 @@ impl ConnectionConfig {
     /// one partial frame, one partly reassembled message, and the connection window plus one
     /// message of overshoot (`spec/proto.md` §7.3).
     pub fn receive_memory_bound(&self) -> u64 {
-        (2 + MAX_FRAME_BODY) as u64
-            + MAX_MESSAGE_LEN as u64
-            + self.connection_window
-            + MAX_MESSAGE_LEN as u64
+        (2 + MAX_FRAME_BODY) as u64 + MAX_MESSAGE_LEN as u64 + self.connection_window + MAX_MESSAGE_LEN as u64
     }
 }
 
@@ -159,9 +160,7 @@ impl ConnectionError {
     pub fn is_remote(&self) -> bool {
         !matches!(
             self,
-            ConnectionError::IdleTimeout
-                | ConnectionError::LocallyClosed
-                | ConnectionError::PeerClosed { .. }
+            ConnectionError::IdleTimeout | ConnectionError::LocallyClosed | ConnectionError::PeerClosed { .. }
         )
     }
 }
@@ -282,7 +281,8 @@ struct Stream {
     recv_credit: i64,
     /// Bytes handed out since we last granted credit.
     consumed: u64,
-    queue: VecDeque<Vec<u8>>,
+    /// Encoded messages and the payload bytes each costs in credit.
+    queue: VecDeque<(Vec<u8>, u64)>,
 }
 
 enum Phase {
@@ -319,7 +319,7 @@ pub struct Connection {
     /// Encoded messages ahead of all streams and calls.
     control: VecDeque<Vec<u8>>,
     /// Calls, replies and failures, served in turn with the streams.
-    calls: VecDeque<Vec<u8>>,
+    calls: VecDeque<(Vec<u8>, u64)>,
     /// The rest of a message that did not fit in the last frame.
     spill: Option<(Vec<u8>, usize)>,
     streams: BTreeMap<u64, Stream>,
@@ -341,13 +341,9 @@ pub struct Connection {
 
 impl Connection {
     /// Start a connection. The initiator's first handshake message is ready at once.
-    pub fn new(
-        role: Role,
-        identity: &Identity,
-        config: ConnectionConfig,
-        seed: [u8; 32],
-        now: Duration,
-    ) -> Self {
+    pub fn new(role: Role, identity: &Identity, mut config: ConnectionConfig, seed: [u8; 32], now: Duration) -> Self {
+        config.stream_window = config.stream_window.max(INITIAL_STREAM_CREDIT);
+        config.connection_window = config.connection_window.max(INITIAL_CONNECTION_CREDIT);
         let handshake = Handshake::new(role, identity, config.handshake.clone(), seed, now);
         Connection {
             role,
@@ -363,8 +359,8 @@ impl Connection {
             next_stream: if role == Role::Initiator { 1 } else { 2 },
             next_call: 1,
             incoming_calls: 0,
-            conn_send_credit: config.connection_window as i64,
-            conn_recv_credit: config.connection_window as i64,
+            conn_send_credit: INITIAL_CONNECTION_CREDIT as i64,
+            conn_recv_credit: INITIAL_CONNECTION_CREDIT as i64,
             conn_consumed: 0,
             events: VecDeque::new(),
             last_received: now,
@@ -450,9 +446,7 @@ impl Connection {
     fn handle_frame(&mut self, frame: &[u8]) -> Result<(), ConnectionError> {
         match &mut self.phase {
             Phase::Handshaking(handshake) => {
-                handshake
-                    .read_message(frame)
-                    .map_err(ConnectionError::Handshake)?;
+                handshake.read_message(frame).map_err(ConnectionError::Handshake)?;
                 self.advance_handshake();
                 Ok(())
             }
@@ -478,17 +472,14 @@ impl Connection {
         if !handshake.is_finished() || handshake.wants_to_write() {
             return;
         }
-        let Phase::Handshaking(handshake) = core::mem::replace(&mut self.phase, Phase::Closed)
-        else {
-            unreachable!()
-        };
+        let Phase::Handshaking(handshake) = core::mem::replace(&mut self.phase, Phase::Closed) else { unreachable!() };
         match handshake.into_established() {
             Ok(established) => {
-                self.events.push_back(Event::Connected {
-                    peer: established.peer,
-                    handshake_hash: established.handshake_hash,
-                });
+                self.events
+                    .push_back(Event::Connected { peer: established.peer, handshake_hash: established.handshake_hash });
                 self.phase = Phase::Open(Box::new(Session { established }));
+                let extra = self.config.connection_window - INITIAL_CONNECTION_CREDIT;
+                self.raise_window(0, extra);
             }
             Err(handshake) => self.phase = Phase::Handshaking(handshake),
         }
@@ -501,11 +492,9 @@ impl Connection {
             return Err(ConnectionError::Malformed(DecodeError::Malformed));
         }
         while !plain.is_empty() {
-            let (header, used) =
-                read_varint(plain).ok_or(ConnectionError::Malformed(DecodeError::Malformed))?;
+            let (header, used) = read_varint(plain).ok_or(ConnectionError::Malformed(DecodeError::Malformed))?;
             plain = &plain[used..];
-            let len = usize::try_from(header >> 1)
-                .map_err(|_| ConnectionError::Malformed(DecodeError::Malformed))?;
+            let len = usize::try_from(header >> 1).map_err(|_| ConnectionError::Malformed(DecodeError::Malformed))?;
             let more = header & 1 == 1;
             if len > plain.len() || (len == 0 && more) {
                 return Err(ConnectionError::Malformed(DecodeError::Malformed));
@@ -534,31 +523,18 @@ impl Connection {
     fn handle_message(&mut self, bytes: &Bytes) -> Result<(), ConnectionError> {
         let message = Message::decode(bytes).map_err(ConnectionError::Malformed)?;
         match message {
-            Message::Open {
-                stream,
-                discovery_key,
-                proof,
-                ..
-            } => {
+            Message::Open { stream, discovery_key, proof, .. } => {
                 let peer_opens_odd = self.role == Role::Responder;
                 if (stream % 2 == 1) != peer_opens_odd || self.streams.contains_key(&stream) {
-                    return Err(ConnectionError::Protocol(
-                        "stream id reused or of the wrong parity",
-                    ));
+                    return Err(ConnectionError::Protocol("stream id reused or of the wrong parity"));
                 }
                 if self.streams.len() >= self.config.max_streams {
                     return Err(ConnectionError::TooManyStreams);
                 }
                 // Both sides opened the same feed: the initiator's stream is kept.
-                let duplicate = self
-                    .streams
-                    .values()
-                    .any(|s| s.discovery_key == discovery_key);
+                let duplicate = self.streams.values().any(|s| s.discovery_key == discovery_key);
                 if duplicate && self.role == Role::Initiator {
-                    self.queue_control(&Message::Reset {
-                        stream,
-                        code: crate::connection::stream_code::DUPLICATE,
-                    });
+                    self.queue_control(&Message::Reset { stream, code: crate::connection::stream_code::DUPLICATE });
                     return Ok(());
                 }
                 if duplicate {
@@ -570,30 +546,17 @@ impl Connection {
                         .collect();
                     for id in ours {
                         self.streams.remove(&id);
-                        self.events.push_back(Event::StreamReset {
-                            stream: id,
-                            code: stream_code::DUPLICATE,
-                        });
+                        self.events.push_back(Event::StreamReset { stream: id, code: stream_code::DUPLICATE });
                     }
                 }
-                self.streams.insert(
-                    stream,
-                    self.new_stream(StreamPhase::Requested { proof }, discovery_key),
-                );
-                self.events.push_back(Event::StreamRequested {
-                    stream,
-                    discovery_key,
-                });
+                self.streams.insert(stream, self.new_stream(StreamPhase::Requested { proof }, discovery_key));
+                self.events.push_back(Event::StreamRequested { stream, discovery_key });
             }
             Message::Accept { stream } => {
-                let s = self
-                    .streams
-                    .get_mut(&stream)
-                    .ok_or(ConnectionError::Protocol("accept for an unknown stream"))?;
+                let s =
+                    self.streams.get_mut(&stream).ok_or(ConnectionError::Protocol("accept for an unknown stream"))?;
                 if s.phase != StreamPhase::Opening {
-                    return Err(ConnectionError::Protocol(
-                        "accept for a stream not being opened",
-                    ));
+                    return Err(ConnectionError::Protocol("accept for a stream not being opened"));
                 }
                 s.phase = StreamPhase::Open;
                 self.events.push_back(Event::StreamAccepted { stream });
@@ -616,9 +579,7 @@ impl Connection {
                         return Ok(());
                     }
                     _ => {
-                        return Err(ConnectionError::Protocol(
-                            "data on a stream that is not open",
-                        ));
+                        return Err(ConnectionError::Protocol("data on a stream that is not open"));
                     }
                 };
                 if s.recv_credit <= 0 {
@@ -626,17 +587,10 @@ impl Connection {
                 }
                 s.recv_credit -= len;
                 self.conn_recv_credit -= len;
-                self.events.push_back(Event::StreamData {
-                    stream,
-                    payload: bytes.slice_ref(payload),
-                });
+                self.events.push_back(Event::StreamData { stream, payload: bytes.slice_ref(payload) });
             }
-            Message::Credit {
-                stream,
-                bytes: more,
-            } => {
-                let more = i64::try_from(more)
-                    .map_err(|_| ConnectionError::Protocol("credit overflow"))?;
+            Message::Credit { stream, bytes: more } => {
+                let more = i64::try_from(more).map_err(|_| ConnectionError::Protocol("credit overflow"))?;
                 let credit = if stream == 0 {
                     &mut self.conn_send_credit
                 } else {
@@ -650,13 +604,7 @@ impl Connection {
                     .filter(|c| *c <= 1 << 48)
                     .ok_or(ConnectionError::Protocol("credit overflow"))?;
             }
-            Message::Call {
-                id,
-                interface,
-                method,
-                payload,
-                ..
-            } => {
+            Message::Call { id, interface, method, payload, .. } => {
                 if self.incoming_calls >= self.config.max_incoming_calls {
                     return Err(ConnectionError::TooManyCalls);
                 }
@@ -673,26 +621,16 @@ impl Connection {
                 });
             }
             Message::Reply { id, payload } => {
-                self.events.push_back(Event::Reply {
-                    id,
-                    payload: bytes.slice_ref(payload),
-                });
+                self.events.push_back(Event::Reply { id, payload: bytes.slice_ref(payload) });
             }
             Message::Fail { id, code, reason } => {
-                self.events.push_back(Event::CallFailed {
-                    id,
-                    code,
-                    reason: reason.to_string(),
-                });
+                self.events.push_back(Event::CallFailed { id, code, reason: reason.to_string() });
             }
             Message::CancelCall { id } => self.events.push_back(Event::CallCancelled { id }),
             Message::Ping { nonce } => self.queue_control(&Message::Pong { nonce }),
             Message::Pong { .. } => {}
             Message::Close { code, reason } => {
-                let error = ConnectionError::PeerClosed {
-                    code,
-                    reason: reason.to_string(),
-                };
+                let error = ConnectionError::PeerClosed { code, reason: reason.to_string() };
                 self.phase = Phase::Closed;
                 self.events.push_back(Event::Closed(error));
             }
@@ -702,12 +640,27 @@ impl Connection {
         Ok(())
     }
 
+    /// Grant the peer `extra` bytes beyond what it has (stream 0: the connection).
+    fn raise_window(&mut self, stream: u64, extra: u64) {
+        if extra == 0 {
+            return;
+        }
+        if stream == 0 {
+            self.conn_recv_credit += extra as i64;
+        } else if let Some(s) = self.streams.get_mut(&stream) {
+            s.recv_credit += extra as i64;
+        } else {
+            return;
+        }
+        self.queue_control(&Message::Credit { stream, bytes: extra });
+    }
+
     fn new_stream(&self, phase: StreamPhase, discovery_key: [u8; 32]) -> Stream {
         Stream {
             phase,
             discovery_key,
-            send_credit: self.config.stream_window as i64,
-            recv_credit: self.config.stream_window as i64,
+            send_credit: INITIAL_STREAM_CREDIT as i64,
+            recv_credit: INITIAL_STREAM_CREDIT as i64,
             consumed: 0,
             queue: VecDeque::new(),
         }
@@ -722,10 +675,7 @@ impl Connection {
             let reason = error.to_string();
             let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
             self.control.clear();
-            self.queue_control(&Message::Close {
-                code: error.code(),
-                reason,
-            });
+            self.queue_control(&Message::Close { code: error.code(), reason });
             self.closing = Some(error.clone());
         } else {
             self.phase = Phase::Closed;
@@ -741,16 +691,12 @@ impl Connection {
         if matches!(self.phase, Phase::Open(_)) {
             let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
             self.control.clear();
-            self.queue_control(&Message::Close {
-                code: code::NORMAL,
-                reason,
-            });
+            self.queue_control(&Message::Close { code: code::NORMAL, reason });
             self.closing = Some(ConnectionError::LocallyClosed);
         } else {
             self.phase = Phase::Closed;
         }
-        self.events
-            .push_back(Event::Closed(ConnectionError::LocallyClosed));
+        self.events.push_back(Event::Closed(ConnectionError::LocallyClosed));
     }
 
     /// Open a stream to replicate `feed`. Data may be queued on it at once; it is sent once
@@ -764,14 +710,8 @@ impl Connection {
         self.next_stream += 2;
         let discovery_key = feed.discovery_key();
         let proof = stream_proof(feed, &hash, stream);
-        self.queue_control(&Message::Open {
-            stream,
-            discovery_key,
-            proof,
-            stamp: None,
-        });
-        self.streams
-            .insert(stream, self.new_stream(StreamPhase::Opening, discovery_key));
+        self.queue_control(&Message::Open { stream, discovery_key, proof, stamp: None });
+        self.streams.insert(stream, self.new_stream(StreamPhase::Opening, discovery_key));
         Some(stream)
     }
 
@@ -793,6 +733,7 @@ impl Connection {
         }
         s.phase = StreamPhase::Open;
         self.queue_control(&Message::Accept { stream });
+        self.raise_window(stream, self.config.stream_window - INITIAL_STREAM_CREDIT);
         true
     }
 
@@ -803,53 +744,46 @@ impl Connection {
         }
     }
 
+    /// Queue any message, bypassing every local rule (credit, stream state). Exists so tests
+    /// can play a misbehaving peer.
+    #[doc(hidden)]
+    pub fn send_raw(&mut self, message: &Message<'_>) {
+        self.control.push_back(message.to_vec());
+    }
+
     /// Queue one message on a stream.
     pub fn send_stream(&mut self, stream: u64, payload: &[u8]) -> bool {
         let Some(s) = self.streams.get_mut(&stream) else {
             return false;
         };
-        s.queue
-            .push_back(Message::Stream { stream, payload }.to_vec());
+        s.queue.push_back((Message::Stream { stream, payload }.to_vec(), payload.len() as u64));
         true
     }
 
     /// Bytes queued on a stream and not yet sent.
     pub fn stream_backlog(&self, stream: u64) -> usize {
-        self.streams
-            .get(&stream)
-            .map_or(0, |s| s.queue.iter().map(Vec::len).sum())
+        self.streams.get(&stream).map_or(0, |s| s.queue.iter().map(|(m, _)| m.len()).sum())
     }
 
     /// Call a method on the peer. Returns the call id.
     pub fn call(&mut self, interface: [u8; 32], method: &str, payload: &[u8]) -> u64 {
         let id = self.next_call;
         self.next_call += 1;
-        self.calls.push_back(
-            Message::Call {
-                id,
-                interface,
-                method,
-                payload,
-                stamp: None,
-            }
-            .to_vec(),
-        );
+        self.calls.push_back((Message::Call { id, interface, method, payload, stamp: None }.to_vec(), payload.len() as u64));
         id
     }
 
     /// Answer a call.
     pub fn reply(&mut self, id: u64, payload: &[u8]) {
         self.incoming_calls = self.incoming_calls.saturating_sub(1);
-        self.calls
-            .push_back(Message::Reply { id, payload }.to_vec());
+        self.calls.push_back((Message::Reply { id, payload }.to_vec(), 0));
     }
 
     /// Fail a call.
     pub fn fail_call(&mut self, id: u64, code: u16, reason: &str) {
         self.incoming_calls = self.incoming_calls.saturating_sub(1);
         let reason = &reason[..reason.len().min(MAX_REASON_LEN)];
-        self.calls
-            .push_back(Message::Fail { id, code, reason }.to_vec());
+        self.calls.push_back((Message::Fail { id, code, reason }.to_vec(), 0));
     }
 
     /// The next event. Taking a stream's data out counts as consuming it, which may grant the
@@ -873,10 +807,7 @@ impl Connection {
         if self.conn_consumed >= self.config.connection_window / 2 {
             let grant = core::mem::take(&mut self.conn_consumed);
             self.conn_recv_credit += grant as i64;
-            self.queue_control(&Message::Credit {
-                stream: 0,
-                bytes: grant,
-            });
+            self.queue_control(&Message::Credit { stream: 0, bytes: grant });
         }
         let window = self.config.stream_window;
         let Some(s) = self.streams.get_mut(&stream) else {
@@ -886,13 +817,7 @@ impl Connection {
         if s.consumed >= window / 2 {
             let grant = core::mem::take(&mut s.consumed);
             s.recv_credit += grant as i64;
-            self.control.push_back(
-                Message::Credit {
-                    stream,
-                    bytes: grant,
-                }
-                .to_vec(),
-            );
+            self.control.push_back(Message::Credit { stream, bytes: grant }.to_vec());
         }
     }
 
@@ -930,9 +855,7 @@ impl Connection {
                     }
                     return None;
                 }
-                let Phase::Open(session) = &mut self.phase else {
-                    unreachable!()
-                };
+                let Phase::Open(session) = &mut self.phase else { unreachable!() };
                 buf.resize(before + 2 + plain.len() + TAG_LEN, 0);
                 let n = session
                     .established
@@ -983,30 +906,24 @@ impl Connection {
         }
         // Round robin: streams in id order from the cursor, with the call queue as the turn
         // after the last stream, so neither bulk data nor calls can starve the other.
-        let ids: Vec<u64> = self
-            .streams
-            .range(self.cursor..)
-            .chain(self.streams.range(..self.cursor))
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<u64> =
+            self.streams.range(self.cursor..).chain(self.streams.range(..self.cursor)).map(|(id, _)| *id).collect();
         for id in ids {
             let s = self.streams.get_mut(&id).expect("listed above");
             if s.phase != StreamPhase::Open || s.send_credit <= 0 || self.conn_send_credit <= 0 {
                 continue;
             }
-            if let Some(m) = s.queue.pop_front() {
-                // Credit counts payload bytes; the envelope is a few bytes more.
-                let payload = m.len().saturating_sub(12) as i64;
-                s.send_credit -= payload;
-                self.conn_send_credit -= payload;
+            if let Some((m, cost)) = s.queue.pop_front() {
+                s.send_credit -= cost as i64;
+                self.conn_send_credit -= cost as i64;
                 self.cursor = id + 1;
                 return Some(m);
             }
         }
         if self.conn_send_credit > 0
-            && let Some(m) = self.calls.pop_front()
+            && let Some((m, cost)) = self.calls.pop_front()
         {
-            self.conn_send_credit -= m.len().saturating_sub(48) as i64;
+            self.conn_send_credit -= cost as i64;
             self.cursor = 0;
             return Some(m);
         }
@@ -1019,10 +936,9 @@ impl Connection {
         match &self.phase {
             Phase::Closed => None,
             Phase::Handshaking(h) => Some(h.deadline()),
-            Phase::Open(_) => Some(
-                (self.last_received + self.config.idle_timeout)
-                    .min(self.last_sent + self.config.keepalive),
-            ),
+            Phase::Open(_) => {
+                Some((self.last_received + self.config.idle_timeout).min(self.last_sent + self.config.keepalive))
+            }
         }
     }
 
@@ -1033,20 +949,16 @@ impl Connection {
             Phase::Handshaking(h) => {
                 if let Err(e) = h.handle_timeout(now) {
                     self.phase = Phase::Closed;
-                    self.events
-                        .push_back(Event::Closed(ConnectionError::Handshake(e)));
+                    self.events.push_back(Event::Closed(ConnectionError::Handshake(e)));
                 }
             }
             Phase::Open(_) => {
                 if now >= self.last_received + self.config.idle_timeout {
                     self.phase = Phase::Closed;
-                    self.events
-                        .push_back(Event::Closed(ConnectionError::IdleTimeout));
+                    self.events.push_back(Event::Closed(ConnectionError::IdleTimeout));
                 } else if now >= self.last_sent + self.config.keepalive && self.control.is_empty() {
                     self.ping_nonce += 1;
-                    self.queue_control(&Message::Ping {
-                        nonce: self.ping_nonce,
-                    });
+                    self.queue_control(&Message::Ping { nonce: self.ping_nonce });
                     self.last_sent = now;
                 }
             }

@@ -1,9 +1,7 @@
 //! Many connections, many feeds: routes each stream to its feed's replicator and each call to
 //! the application, and relays what one peer sends to every other peer of the same feed.
 
-use crate::connection::{
-    Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, stream_code,
-};
+use crate::connection::{Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, stream_code};
 use crate::handshake::{Identity, PeerId, Role};
 use bytes::Bytes;
 use core::time::Duration;
@@ -31,10 +29,7 @@ impl Default for EndpointConfig {
         EndpointConfig {
             connection: ConnectionConfig::default(),
             // Small data messages keep one bulk download from holding the line for long.
-            replication: isocore_log::Config {
-                data_budget: 64 << 10,
-                ..isocore_log::Config::default()
-            },
+            replication: isocore_log::Config { data_budget: 64 << 10, ..isocore_log::Config::default() },
             stream_backlog: 256 << 10,
         }
     }
@@ -157,20 +152,8 @@ impl<S: Storage> Endpoint<S> {
     pub fn connect(&mut self, role: Role, seed: [u8; 32], now: Duration) -> ConnectionHandle {
         let handle = ConnectionHandle(self.next_handle);
         self.next_handle += 1;
-        let connection = Connection::new(
-            role,
-            &self.identity,
-            self.config.connection.clone(),
-            seed,
-            now,
-        );
-        self.links.insert(
-            handle,
-            Link {
-                connection,
-                streams: BTreeMap::new(),
-            },
-        );
+        let connection = Connection::new(role, &self.identity, self.config.connection.clone(), seed, now);
+        self.links.insert(handle, Link { connection, streams: BTreeMap::new() });
         handle
     }
 
@@ -205,10 +188,7 @@ impl<S: Storage> Endpoint<S> {
         now: Duration,
     ) -> Result<u64, FeedError> {
         let discovery_key = key.discovery_key();
-        let slot = self
-            .feeds
-            .get_mut(&discovery_key)
-            .ok_or(FeedError::Corrupt("no such feed"))?;
+        let slot = self.feeds.get_mut(&discovery_key).ok_or(FeedError::Corrupt("no such feed"))?;
         let head = slot.feed.append(signer, entries)?;
         self.feed_changed(discovery_key, None, now);
         Ok(head.length)
@@ -238,9 +218,7 @@ impl<S: Storage> Endpoint<S> {
         payload: &[u8],
     ) -> Option<u64> {
         let link = self.links.get_mut(&connection)?;
-        link.connection
-            .is_open()
-            .then(|| link.connection.call(interface, method, payload))
+        link.connection.is_open().then(|| link.connection.call(interface, method, payload))
     }
 
     /// Answer a call.
@@ -304,22 +282,15 @@ impl<S: Storage> Endpoint<S> {
             };
             match event {
                 ConnEvent::Connected { peer, .. } => {
-                    self.events.push_back(EndpointEvent::Connected {
-                        connection: handle,
-                        peer,
-                    });
+                    self.events.push_back(EndpointEvent::Connected { connection: handle, peer });
                     let keys: Vec<FeedKey> = self.feeds.values().map(|s| *s.feed.key()).collect();
                     for key in keys {
                         self.open_feed_stream(handle, &key, now);
                     }
                 }
-                ConnEvent::StreamRequested {
-                    stream,
-                    discovery_key,
-                } => {
+                ConnEvent::StreamRequested { stream, discovery_key } => {
                     let Some(slot) = self.feeds.get(&discovery_key) else {
-                        link.connection
-                            .reject_stream(stream, stream_code::UNKNOWN_FEED);
+                        link.connection.reject_stream(stream, stream_code::UNKNOWN_FEED);
                         continue;
                     };
                     if link.connection.accept_stream(stream, slot.feed.key()) {
@@ -332,40 +303,19 @@ impl<S: Storage> Endpoint<S> {
                 ConnEvent::StreamReset { stream, .. } => {
                     link.streams.remove(&stream);
                 }
-                ConnEvent::StreamData { stream, payload } => {
-                    self.on_stream_data(handle, stream, &payload, now)
+                ConnEvent::StreamData { stream, payload } => self.on_stream_data(handle, stream, &payload, now),
+                ConnEvent::Call { id, interface, method, payload } => {
+                    self.events.push_back(EndpointEvent::Call { connection: handle, id, interface, method, payload })
                 }
-                ConnEvent::Call {
-                    id,
-                    interface,
-                    method,
-                    payload,
-                } => self.events.push_back(EndpointEvent::Call {
-                    connection: handle,
-                    id,
-                    interface,
-                    method,
-                    payload,
-                }),
                 ConnEvent::CallCancelled { .. } => {}
-                ConnEvent::Reply { id, payload } => self.events.push_back(EndpointEvent::Reply {
-                    connection: handle,
-                    id,
-                    payload,
-                }),
+                ConnEvent::Reply { id, payload } => {
+                    self.events.push_back(EndpointEvent::Reply { connection: handle, id, payload })
+                }
                 ConnEvent::CallFailed { id, code, reason } => {
-                    self.events.push_back(EndpointEvent::CallFailed {
-                        connection: handle,
-                        id,
-                        code,
-                        reason,
-                    })
+                    self.events.push_back(EndpointEvent::CallFailed { connection: handle, id, code, reason })
                 }
                 ConnEvent::Closed(error) => {
-                    self.events.push_back(EndpointEvent::Closed {
-                        connection: handle,
-                        error,
-                    });
+                    self.events.push_back(EndpointEvent::Closed { connection: handle, error });
                     if let Some(link) = self.links.get_mut(&handle) {
                         link.streams.clear();
                     }
@@ -374,13 +324,7 @@ impl<S: Storage> Endpoint<S> {
         }
     }
 
-    fn on_stream_data(
-        &mut self,
-        handle: ConnectionHandle,
-        stream: u64,
-        payload: &Bytes,
-        now: Duration,
-    ) {
+    fn on_stream_data(&mut self, handle: ConnectionHandle, stream: u64, payload: &Bytes, now: Duration) {
         let Some(link) = self.links.get_mut(&handle) else {
             return;
         };
@@ -392,27 +336,19 @@ impl<S: Storage> Endpoint<S> {
             return;
         };
         if let Err(e) = replicator.handle_input(&mut slot.feed, now, payload) {
-            self.events.push_back(EndpointEvent::StreamFailed {
-                connection: handle,
-                reason: e.to_string(),
-            });
+            self.events.push_back(EndpointEvent::StreamFailed { connection: handle, reason: e.to_string() });
             link.streams.remove(&stream);
-            link.connection
-                .reject_stream(stream, stream_code::REPLICATION);
+            link.connection.reject_stream(stream, stream_code::REPLICATION);
             return;
         }
         let mut changed = false;
         let mut forked = false;
         while let Some(event) = replicator.poll_event() {
-            changed |= matches!(
-                event,
-                LogEvent::HeadAdvanced { .. } | LogEvent::Downloaded { .. }
-            );
+            changed |= matches!(event, LogEvent::HeadAdvanced { .. } | LogEvent::Downloaded { .. });
             forked |= event == LogEvent::Forked;
         }
         if forked {
-            self.events
-                .push_back(EndpointEvent::FeedForked { discovery_key });
+            self.events.push_back(EndpointEvent::FeedForked { discovery_key });
         }
         if changed || forked {
             self.feed_changed(discovery_key, Some((handle, stream)), now);
@@ -420,12 +356,7 @@ impl<S: Storage> Endpoint<S> {
     }
 
     /// Tell every replicator of a feed, except the one the change came through, that it moved.
-    fn feed_changed(
-        &mut self,
-        discovery_key: [u8; 32],
-        except: Option<(ConnectionHandle, u64)>,
-        now: Duration,
-    ) {
+    fn feed_changed(&mut self, discovery_key: [u8; 32], except: Option<(ConnectionHandle, u64)>, now: Duration) {
         let Some(slot) = self.feeds.get(&discovery_key) else {
             return;
         };
@@ -445,12 +376,7 @@ impl<S: Storage> Endpoint<S> {
 
     /// The next bytes to write to `connection`'s transport.
     #[must_use = "the bytes must be written to the transport"]
-    pub fn poll_transmit(
-        &mut self,
-        connection: ConnectionHandle,
-        now: Duration,
-        buf: &mut Vec<u8>,
-    ) -> Option<usize> {
+    pub fn poll_transmit(&mut self, connection: ConnectionHandle, now: Duration, buf: &mut Vec<u8>) -> Option<usize> {
         let backlog = self.config.stream_backlog;
         let link = self.links.get_mut(&connection)?;
         // Pull replication messages into the streams, up to a backlog, so a slow peer holds
@@ -468,10 +394,7 @@ impl<S: Storage> Endpoint<S> {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        self.events.push_back(EndpointEvent::StreamFailed {
-                            connection,
-                            reason: e.to_string(),
-                        });
+                        self.events.push_back(EndpointEvent::StreamFailed { connection, reason: e.to_string() });
                         break;
                     }
                 }
@@ -488,10 +411,7 @@ impl<S: Storage> Endpoint<S> {
         self.links
             .values()
             .flat_map(|l| {
-                l.connection
-                    .poll_timeout()
-                    .into_iter()
-                    .chain(l.streams.values().filter_map(|(_, r)| r.poll_timeout()))
+                l.connection.poll_timeout().into_iter().chain(l.streams.values().filter_map(|(_, r)| r.poll_timeout()))
             })
             .min()
     }
@@ -525,12 +445,8 @@ impl<S: Storage> Endpoint<S> {
 
     /// Forget connections that are closed and have nothing left to send.
     pub fn remove_closed(&mut self) -> Vec<ConnectionHandle> {
-        let closed: Vec<ConnectionHandle> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.connection.is_closed())
-            .map(|(h, _)| *h)
-            .collect();
+        let closed: Vec<ConnectionHandle> =
+            self.links.iter().filter(|(_, l)| l.connection.is_closed()).map(|(h, _)| *h).collect();
         for h in &closed {
             self.links.remove(h);
         }

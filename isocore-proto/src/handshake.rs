@@ -47,17 +47,11 @@ impl Identity {
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let signing = SigningKey::from_bytes(&seed);
         let noise_private = blake3::derive_key("isocore/proto/v1/noise-static", &seed);
-        let mut dh = DefaultResolver
-            .resolve_dh(&DHChoice::Curve25519)
-            .expect("curve25519 is built in");
+        let mut dh = DefaultResolver.resolve_dh(&DHChoice::Curve25519).expect("curve25519 is built in");
         dh.set(&noise_private);
         let mut noise_public = [0u8; 32];
         noise_public.copy_from_slice(dh.pubkey());
-        Identity {
-            signing,
-            noise_private,
-            noise_public,
-        }
+        Identity { signing, noise_private, noise_public }
     }
 
     /// The peer id others see.
@@ -98,11 +92,7 @@ pub struct HandshakeConfig {
 
 impl Default for HandshakeConfig {
     fn default() -> Self {
-        HandshakeConfig {
-            versions: SUPPORTED_VERSIONS.to_vec(),
-            features: 0,
-            timeout: Duration::from_secs(10),
-        }
+        HandshakeConfig { versions: SUPPORTED_VERSIONS.to_vec(), features: 0, timeout: Duration::from_secs(10) }
     }
 }
 
@@ -136,12 +126,8 @@ impl core::fmt::Display for HandshakeError {
             HandshakeError::Decrypt => f.write_str("handshake message failed to decrypt"),
             HandshakeError::UnexpectedMessage => f.write_str("handshake message out of turn"),
             HandshakeError::Malformed => f.write_str("malformed handshake payload"),
-            HandshakeError::BadIdentitySignature => {
-                f.write_str("peer identity signature does not verify")
-            }
-            HandshakeError::StaticKeyMismatch => {
-                f.write_str("peer identity is bound to another static key")
-            }
+            HandshakeError::BadIdentitySignature => f.write_str("peer identity signature does not verify"),
+            HandshakeError::StaticKeyMismatch => f.write_str("peer identity is bound to another static key"),
             HandshakeError::UnsupportedVersion => f.write_str("no protocol version in common"),
             HandshakeError::Downgrade => f.write_str("protocol version downgraded"),
             HandshakeError::Timeout => f.write_str("handshake timed out"),
@@ -263,13 +249,7 @@ fn noise_error(e: snow::Error) -> HandshakeError {
 impl Handshake {
     /// Start a handshake. `seed` supplies the ephemeral key; it must be fresh and secret for
     /// every handshake (a driver draws it from the OS; tests fix it for exact vectors).
-    pub fn new(
-        role: Role,
-        identity: &Identity,
-        config: HandshakeConfig,
-        seed: [u8; 32],
-        now: Duration,
-    ) -> Self {
+    pub fn new(role: Role, identity: &Identity, config: HandshakeConfig, seed: [u8; 32], now: Duration) -> Self {
         let params: NoiseParams = NOISE_PARAMS.parse().expect("the protocol name is valid");
         let builder = snow::Builder::with_resolver(params, Box::new(Resolver { seed }))
             .local_private_key(&identity.noise_private)
@@ -309,10 +289,7 @@ impl Handshake {
 
     /// Whether it is our turn to write a message.
     pub fn wants_to_write(&self) -> bool {
-        matches!(
-            (self.role, self.step),
-            (Role::Initiator, 0) | (Role::Responder, 1) | (Role::Initiator, 2)
-        )
+        matches!((self.role, self.step), (Role::Initiator, 0) | (Role::Responder, 1) | (Role::Initiator, 2))
     }
 
     fn handshake_hash(&self) -> [u8; 32] {
@@ -322,11 +299,7 @@ impl Handshake {
     }
 
     fn identity_payload(&self, version: u16) -> Vec<u8> {
-        let signable = identity_signable(
-            self.role,
-            &self.identity.noise_public,
-            &self.handshake_hash(),
-        );
+        let signable = identity_signable(self.role, &self.identity.noise_public, &self.handshake_hash());
         let payload = IdentityPayload {
             identity: self.identity.peer_id().0,
             noise_static: self.identity.noise_public,
@@ -344,19 +317,15 @@ impl Handshake {
             return Ok(false);
         }
         let payload = match self.step {
-            0 => postcard::to_allocvec(&Hello {
-                versions: self.config.versions.clone(),
-                features: self.config.features,
-            })
-            .expect("a Vec cannot fail"),
+            0 => {
+                postcard::to_allocvec(&Hello { versions: self.config.versions.clone(), features: self.config.features })
+                    .expect("a Vec cannot fail")
+            }
             _ => self.identity_payload(self.version.expect("chosen before our identity message")),
         };
         let at = out.len();
         out.resize(at + MAX_HANDSHAKE_MESSAGE, 0);
-        let n = self
-            .state
-            .write_message(&payload, &mut out[at..])
-            .map_err(noise_error)?;
+        let n = self.state.write_message(&payload, &mut out[at..]).map_err(noise_error)?;
         out.truncate(at + n);
         self.step += 1;
         Ok(true)
@@ -369,10 +338,7 @@ impl Handshake {
         }
         let hash_before = self.handshake_hash();
         let mut payload = vec![0u8; MAX_HANDSHAKE_MESSAGE];
-        let n = self
-            .state
-            .read_message(message, &mut payload)
-            .map_err(noise_error)?;
+        let n = self.state.read_message(message, &mut payload).map_err(noise_error)?;
         let payload = &payload[..n];
         match self.step {
             0 => {
@@ -380,20 +346,16 @@ impl Handshake {
                 if hello.versions.len() > 16 {
                     return Err(HandshakeError::Malformed);
                 }
-                let best = best_common(&self.config.versions, &hello.versions)
-                    .ok_or(HandshakeError::UnsupportedVersion)?;
+                let best =
+                    best_common(&self.config.versions, &hello.versions).ok_or(HandshakeError::UnsupportedVersion)?;
                 self.version = Some(best);
             }
             _ => {
-                let id: IdentityPayload =
-                    codec::decode(payload).map_err(|_| HandshakeError::Malformed)?;
+                let id: IdentityPayload = codec::decode(payload).map_err(|_| HandshakeError::Malformed)?;
                 if id.versions.len() > 16 {
                     return Err(HandshakeError::Malformed);
                 }
-                let remote_static = self
-                    .state
-                    .get_remote_static()
-                    .ok_or(HandshakeError::Malformed)?;
+                let remote_static = self.state.get_remote_static().ok_or(HandshakeError::Malformed)?;
                 if remote_static != id.noise_static {
                     return Err(HandshakeError::StaticKeyMismatch);
                 }
@@ -401,21 +363,15 @@ impl Handshake {
                     Role::Initiator => Role::Responder,
                     Role::Responder => Role::Initiator,
                 };
-                let key = VerifyingKey::from_bytes(&id.identity)
-                    .map_err(|_| HandshakeError::BadIdentitySignature)?;
+                let key = VerifyingKey::from_bytes(&id.identity).map_err(|_| HandshakeError::BadIdentitySignature)?;
                 let signature = ed25519_dalek::Signature::from_bytes(&id.signature.0);
-                key.verify_strict(
-                    &identity_signable(their_role, &id.noise_static, &hash_before),
-                    &signature,
-                )
-                .map_err(|_| HandshakeError::BadIdentitySignature)?;
+                key.verify_strict(&identity_signable(their_role, &id.noise_static, &hash_before), &signature)
+                    .map_err(|_| HandshakeError::BadIdentitySignature)?;
                 match self.role {
                     Role::Initiator => {
                         let best = best_common(&self.config.versions, &id.versions)
                             .ok_or(HandshakeError::UnsupportedVersion)?;
-                        if !self.config.versions.contains(&id.version)
-                            || !id.versions.contains(&id.version)
-                        {
+                        if !self.config.versions.contains(&id.version) || !id.versions.contains(&id.version) {
                             return Err(HandshakeError::UnsupportedVersion);
                         }
                         if id.version < best {
@@ -436,13 +392,21 @@ impl Handshake {
         Ok(())
     }
 
+    /// Write our next message with `payload` in place of the one the protocol prescribes, and
+    /// read the transcript hash so far. Exists so tests can play a misbehaving peer.
+    #[doc(hidden)]
+    pub fn write_raw(&mut self, payload: impl FnOnce([u8; 32]) -> Vec<u8>, out: &mut Vec<u8>) {
+        let payload = payload(self.handshake_hash());
+        let at = out.len();
+        out.resize(at + MAX_HANDSHAKE_MESSAGE, 0);
+        let n = self.state.write_message(&payload, &mut out[at..]).expect("a test payload fits");
+        out.truncate(at + n);
+        self.step += 1;
+    }
+
     /// Check the deadline.
     pub fn handle_timeout(&self, now: Duration) -> Result<(), HandshakeError> {
-        if now >= self.deadline && !self.is_finished() {
-            Err(HandshakeError::Timeout)
-        } else {
-            Ok(())
-        }
+        if now >= self.deadline && !self.is_finished() { Err(HandshakeError::Timeout) } else { Ok(()) }
     }
 
     /// Finish: only a completed handshake yields a session.
@@ -451,23 +415,11 @@ impl Handshake {
             return Err(self);
         }
         let handshake_hash = self.handshake_hash();
-        let (peer, peer_features) = self
-            .peer
-            .expect("a finished handshake authenticated its peer");
+        let (peer, peer_features) = self.peer.expect("a finished handshake authenticated its peer");
         let version = self.version.expect("a finished handshake agreed a version");
         let role = self.role;
-        let transport = self
-            .state
-            .into_transport_mode()
-            .expect("a finished Noise handshake enters transport mode");
-        Ok(Established {
-            peer,
-            role,
-            handshake_hash,
-            version,
-            peer_features,
-            transport,
-        })
+        let transport = self.state.into_transport_mode().expect("a finished Noise handshake enters transport mode");
+        Ok(Established { peer, role, handshake_hash, version, peer_features, transport })
     }
 }
 

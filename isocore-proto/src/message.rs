@@ -140,22 +140,13 @@ impl<'a> Message<'a> {
         let message: Message<'a> = codec::decode(bytes)?;
         let ok = match &message {
             Message::Open { stamp, .. } => stamp.is_none_or(|s| s.len() <= MAX_STAMP_LEN),
-            Message::Call {
-                method,
-                stamp,
-                payload,
-                ..
-            } => {
+            Message::Call { method, stamp, payload, .. } => {
                 method.len() <= MAX_METHOD_LEN
                     && stamp.is_none_or(|s| s.len() <= MAX_STAMP_LEN)
                     && payload.len() <= MAX_MESSAGE_LEN
             }
-            Message::Fail { reason, .. } | Message::Close { reason, .. } => {
-                reason.len() <= MAX_REASON_LEN
-            }
-            Message::Stream { stream, .. }
-            | Message::Accept { stream }
-            | Message::Reset { stream, .. } => *stream != 0,
+            Message::Fail { reason, .. } | Message::Close { reason, .. } => reason.len() <= MAX_REASON_LEN,
+            Message::Stream { stream, .. } | Message::Accept { stream } | Message::Reset { stream, .. } => *stream != 0,
             _ => true,
         };
         ok.then_some(message).ok_or(DecodeError::OutOfBounds)

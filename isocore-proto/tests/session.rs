@@ -36,25 +36,12 @@ fn feed_replicates_and_follows_live_over_the_session() {
     let mut net = Net::new();
     let a = net.add(1);
     let b = net.add(2);
-    net.add_feed(
-        a,
-        key,
-        Some(Config {
-            download: Download::None,
-            live: false,
-            ..Config::default()
-        }),
-    );
+    net.add_feed(a, key, Some(Config { download: Download::None, live: false, ..Config::default() }));
     net.add_feed(b, key, None);
     let now = net.now;
     for i in 0..20u64 {
-        let entries: Vec<Vec<u8>> = (0..500)
-            .map(|j| format!("entry {}", i * 500 + j).into_bytes())
-            .collect();
-        net.nodes[a]
-            .endpoint
-            .append(&key, &signer, entries, now)
-            .unwrap();
+        let entries: Vec<Vec<u8>> = (0..500).map(|j| format!("entry {}", i * 500 + j).into_bytes()).collect();
+        net.nodes[a].endpoint.append(&key, &signer, entries, now).unwrap();
     }
     net.connect(a, b);
     net.run();
@@ -64,10 +51,7 @@ fn feed_replicates_and_follows_live_over_the_session() {
     // Live: each append arrives in one hop.
     for i in 0..10u64 {
         let now = net.now;
-        net.nodes[a]
-            .endpoint
-            .append(&key, &signer, [format!("live {i}").into_bytes()], now)
-            .unwrap();
+        net.nodes[a].endpoint.append(&key, &signer, [format!("live {i}").into_bytes()], now).unwrap();
         net.flush();
         let sent = net.now;
         net.run();
@@ -89,19 +73,13 @@ fn relays_carry_a_feed_across_sessions() {
     net.run();
     for i in 0..50u64 {
         let now = net.now;
-        net.nodes[a]
-            .endpoint
-            .append(&key, &signer, [vec![i as u8; 100]], now)
-            .unwrap();
+        net.nodes[a].endpoint.append(&key, &signer, [vec![i as u8; 100]], now).unwrap();
         net.flush();
         net.run();
     }
     let head = |n: usize| net.nodes[n].endpoint.feed(&key).unwrap().head().copied();
     assert_eq!(head(c), head(a));
-    assert_eq!(
-        net.nodes[c].endpoint.feed(&key).unwrap().contiguous_len(),
-        50
-    );
+    assert_eq!(net.nodes[c].endpoint.feed(&key).unwrap().contiguous_len(), 50);
 }
 
 #[test]
@@ -112,14 +90,8 @@ fn calls_in_both_directions_at_once() {
     let wire = net.connect(a, b);
     net.run();
     let interface = [5; 32];
-    let ca = net.nodes[a]
-        .endpoint
-        .call(wire.a.1, interface, "echo", b"from a")
-        .unwrap();
-    let cb = net.nodes[b]
-        .endpoint
-        .call(wire.b.1, interface, "echo", b"from b")
-        .unwrap();
+    let ca = net.nodes[a].endpoint.call(wire.a.1, interface, "echo", b"from a").unwrap();
+    let cb = net.nodes[b].endpoint.call(wire.b.1, interface, "echo", b"from b").unwrap();
     net.flush();
     net.run();
     // Each side answers the call it received.
@@ -128,12 +100,7 @@ fn calls_in_both_directions_at_once() {
             .take_events(node)
             .into_iter()
             .filter_map(|e| match e {
-                EndpointEvent::Call {
-                    id,
-                    method,
-                    payload,
-                    ..
-                } if method == "echo" => Some((id, payload.to_vec())),
+                EndpointEvent::Call { id, method, payload, .. } if method == "echo" => Some((id, payload.to_vec())),
                 _ => None,
             })
             .collect();
@@ -162,11 +129,7 @@ fn keepalive_holds_an_idle_connection_open() {
     net.connect(a, b);
     net.run();
     net.run_for(Duration::from_secs(120));
-    let closed = net
-        .nodes
-        .iter()
-        .flat_map(|n| &n.events)
-        .any(|e| matches!(e, EndpointEvent::Closed { .. }));
+    let closed = net.nodes.iter().flat_map(|n| &n.events).any(|e| matches!(e, EndpointEvent::Closed { .. }));
     assert!(!closed, "an idle but live connection was closed");
 }
 
@@ -176,32 +139,18 @@ fn bulk_download_does_not_starve_a_call() {
     let mut net = Net::new();
     let a = net.add(1);
     let b = net.add(2);
-    net.add_feed(
-        a,
-        key,
-        Some(Config {
-            download: Download::None,
-            live: false,
-            ..Config::default()
-        }),
-    );
+    net.add_feed(a, key, Some(Config { download: Download::None, live: false, ..Config::default() }));
     net.add_feed(b, key, None);
     let now = net.now;
     for _ in 0..40 {
-        net.nodes[a]
-            .endpoint
-            .append(&key, &signer, (0..16).map(|_| vec![1u8; 60_000]), now)
-            .unwrap();
+        net.nodes[a].endpoint.append(&key, &signer, (0..16).map(|_| vec![1u8; 60_000]), now).unwrap();
     }
     let wire = net.connect(a, b);
     // Let the download get going, then call from b while a is busy sending bulk data.
     for _ in 0..10 {
         net.step();
     }
-    let id = net.nodes[b]
-        .endpoint
-        .call(wire.b.1, [1; 32], "ping", b"?")
-        .unwrap();
+    let id = net.nodes[b].endpoint.call(wire.b.1, [1; 32], "ping", b"?").unwrap();
     net.flush();
     let mut answered_at = None;
     while answered_at.is_none() && net.step() {
@@ -211,22 +160,12 @@ fn bulk_download_does_not_starve_a_call() {
                 net.flush();
             }
         }
-        if net
-            .take_events(b)
-            .iter()
-            .any(|e| matches!(e, EndpointEvent::Reply { id: r, .. } if *r == id))
-        {
+        if net.take_events(b).iter().any(|e| matches!(e, EndpointEvent::Reply { id: r, .. } if *r == id)) {
             answered_at = Some(net.nodes[b].endpoint.feed(&key).unwrap().contiguous_len());
         }
     }
     let held = answered_at.expect("the call was answered");
-    assert!(
-        held < 640,
-        "the call waited for the whole download ({held} of 640 entries first)"
-    );
+    assert!(held < 640, "the call waited for the whole download ({held} of 640 entries first)");
     net.run();
-    assert_eq!(
-        net.nodes[b].endpoint.feed(&key).unwrap().contiguous_len(),
-        640
-    );
+    assert_eq!(net.nodes[b].endpoint.feed(&key).unwrap().contiguous_len(), 640);
 }

@@ -37,30 +37,16 @@ impl Hub {
 
     fn add(&mut self, name: &'static str, key: FeedKey) -> usize {
         let feed = Feed::open(key, MemoryStore::new()).expect("an empty store opens");
-        self.nodes.push(Node {
-            name,
-            feed,
-            links: Vec::new(),
-            up: true,
-        });
+        self.nodes.push(Node { name, feed, links: Vec::new(), up: true });
         self.nodes.len() - 1
     }
 
-    fn connect(
-        &mut self,
-        a: usize,
-        config_a: Config,
-        b: usize,
-        config_b: Config,
-    ) -> Result<(), Box<dyn Error>> {
+    fn connect(&mut self, a: usize, config_a: Config, b: usize, config_b: Config) -> Result<(), Box<dyn Error>> {
         let now = self.now();
         for (x, y, config) in [(a, b, config_a), (b, a, config_b)] {
             let mut replicator = Replicator::new(config);
             replicator.start(&self.nodes[x].feed, now);
-            self.nodes[x].links.push(Link {
-                peer: y,
-                replicator,
-            });
+            self.nodes[x].links.push(Link { peer: y, replicator });
         }
         self.pump()
     }
@@ -74,18 +60,12 @@ impl Hub {
         for other in self.nodes.iter_mut() {
             other.links.retain(|l| l.peer != node);
         }
-        self.wire
-            .retain(|(from, to, _)| *from != node && *to != node);
+        self.wire.retain(|(from, to, _)| *from != node && *to != node);
         self.nodes[node].feed = Feed::open(key, store)?;
         Ok(())
     }
 
-    fn append(
-        &mut self,
-        node: usize,
-        signer: &SigningKey,
-        entries: Vec<Vec<u8>>,
-    ) -> Result<(), Box<dyn Error>> {
+    fn append(&mut self, node: usize, signer: &SigningKey, entries: Vec<Vec<u8>>) -> Result<(), Box<dyn Error>> {
         self.nodes[node].feed.append(signer, entries)?;
         self.updated(node, usize::MAX);
         self.pump()
@@ -103,13 +83,8 @@ impl Hub {
         for (from, node) in self.nodes.iter_mut().enumerate() {
             for link in node.links.iter_mut() {
                 let mut buf = Vec::new();
-                while link
-                    .replicator
-                    .poll_transmit(&node.feed, &mut buf)?
-                    .is_some()
-                {
-                    self.wire
-                        .push_back((from, link.peer, Bytes::from(std::mem::take(&mut buf))));
+                while link.replicator.poll_transmit(&node.feed, &mut buf)?.is_some() {
+                    self.wire.push_back((from, link.peer, Bytes::from(std::mem::take(&mut buf))));
                 }
             }
         }
@@ -130,10 +105,7 @@ impl Hub {
             link.replicator.handle_input(&mut node.feed, now, &bytes)?;
             let mut changed = false;
             while let Some(event) = link.replicator.poll_event() {
-                changed |= matches!(
-                    event,
-                    Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked
-                );
+                changed |= matches!(event, Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked);
             }
             if changed {
                 self.updated(to, from);
@@ -153,53 +125,27 @@ fn say(quiet: bool, line: impl AsRef<str>) {
 pub fn run(quiet: bool) -> Result<(), Box<dyn Error>> {
     let signer = SigningKey::from_bytes(&blake3::derive_key("isocore/demo/v1/writer", b"demo"));
     let key = FeedKey::standalone(signer.verifying_key());
-    let mut hub = Hub {
-        nodes: Vec::new(),
-        wire: VecDeque::new(),
-        started: Instant::now(),
-        messages: 0,
-        bytes: 0,
-    };
+    let mut hub = Hub { nodes: Vec::new(), wire: VecDeque::new(), started: Instant::now(), messages: 0, bytes: 0 };
     let writer = hub.add("writer", key);
     let relay = hub.add("relay", key);
     let readers = [hub.add("reader-1", key), hub.add("reader-2", key)];
-    say(
-        quiet,
-        format!("feed {}", isocore_log::Hash(key.writer().to_bytes())),
-    );
+    say(quiet, format!("feed {}", isocore_log::Hash(key.writer().to_bytes())));
 
     // 1. The writer builds a history: 20 batches of 1000 entries, one signature each.
     let t = Instant::now();
     for batch in 0..20u64 {
-        let entries: Vec<_> = (0..1000)
-            .map(|i| format!("message {} from the writer", batch * 1000 + i).into_bytes())
-            .collect();
+        let entries: Vec<_> =
+            (0..1000).map(|i| format!("message {} from the writer", batch * 1000 + i).into_bytes()).collect();
         hub.nodes[writer].feed.append(&signer, entries)?;
     }
-    say(
-        quiet,
-        format!(
-            "writer appended 20000 entries in 20 signed batches in {:.1?}",
-            t.elapsed()
-        ),
-    );
+    say(quiet, format!("writer appended 20000 entries in 20 signed batches in {:.1?}", t.elapsed()));
 
     // 2. The relay downloads everything, verifying each entry against the writer's signature.
-    let serve = Config {
-        download: Download::None,
-        live: false,
-        ..Config::default()
-    };
+    let serve = Config { download: Download::None, live: false, ..Config::default() };
     let t = Instant::now();
     hub.connect(writer, serve.clone(), relay, Config::default())?;
     let relay_len = hub.nodes[relay].feed.contiguous_len();
-    say(
-        quiet,
-        format!(
-            "relay verified and stored {relay_len} entries in {:.1?}",
-            t.elapsed()
-        ),
-    );
+    say(quiet, format!("relay verified and stored {relay_len} entries in {:.1?}", t.elapsed()));
 
     // 3. Two readers follow the relay only; they never talk to the writer.
     for &reader in &readers {
@@ -220,27 +166,13 @@ pub fn run(quiet: bool) -> Result<(), Box<dyn Error>> {
     let mut latencies = Vec::new();
     for i in 0..200u64 {
         let t = Instant::now();
-        hub.append(
-            writer,
-            &signer,
-            vec![format!("live update {i}").into_bytes()],
-        )?;
+        hub.append(writer, &signer, vec![format!("live update {i}").into_bytes()])?;
         latencies.push(t.elapsed());
         if i == 99 {
             // 5. The relay crashes mid-stream and comes back from its store.
             hub.crash(relay)?;
-            hub.append(
-                writer,
-                &signer,
-                vec![b"written while the relay was down".to_vec()],
-            )?;
-            say(
-                quiet,
-                format!(
-                    "relay crashed at length {}; restarting from its store",
-                    hub.nodes[relay].feed.len()
-                ),
-            );
+            hub.append(writer, &signer, vec![b"written while the relay was down".to_vec()])?;
+            say(quiet, format!("relay crashed at length {}; restarting from its store", hub.nodes[relay].feed.len()));
             hub.nodes[relay].up = true;
             hub.connect(writer, serve.clone(), relay, Config::default())?;
             for &reader in &readers {
@@ -273,26 +205,11 @@ pub fn run(quiet: bool) -> Result<(), Box<dyn Error>> {
         let stored = feed.store().entry_bytes();
         say(
             quiet,
-            format!(
-                "  {:<9} length {:>6}  {:>7} bytes of entries  up {}",
-                node.name,
-                feed.len(),
-                stored,
-                node.up
-            ),
+            format!("  {:<9} length {:>6}  {:>7} bytes of entries  up {}", node.name, feed.len(), stored, node.up),
         );
         let _ = feed.store().head()?;
     }
-    say(
-        quiet,
-        format!(
-            "{} messages, {} bytes exchanged; every entry verified at every hop",
-            hub.messages, hub.bytes
-        ),
-    );
-    println!(
-        "demo ok: 4 nodes at length {}",
-        hub.nodes[writer].feed.len()
-    );
+    say(quiet, format!("{} messages, {} bytes exchanged; every entry verified at every hop", hub.messages, hub.bytes));
+    println!("demo ok: 4 nodes at length {}", hub.nodes[writer].feed.len());
     Ok(())
 }

@@ -17,10 +17,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("demo") => {
             let quiet = args[1..].iter().any(|a| a == "--quiet" || a == "-q");
-            if let Some(bad) = args[1..]
-                .iter()
-                .find(|a| !matches!(a.as_str(), "--quiet" | "-q"))
-            {
+            if let Some(bad) = args[1..].iter().find(|a| !matches!(a.as_str(), "--quiet" | "-q")) {
                 eprintln!("isocore demo: unknown argument `{bad}`\n\n{USAGE}");
                 return ExitCode::from(2);
             }

@@ -28,10 +28,7 @@ pub struct LinkFaults {
 }
 
 impl LinkFaults {
-    pub const NONE: LinkFaults = LinkFaults {
-        jitter: Duration::ZERO,
-        duplicate_per_mille: 0,
-    };
+    pub const NONE: LinkFaults = LinkFaults { jitter: Duration::ZERO, duplicate_per_mille: 0 };
 }
 
 pub struct Peer {
@@ -92,11 +89,7 @@ impl Net {
 
     pub fn add(&mut self, key: FeedKey) -> usize {
         let feed = Feed::open(key, MemoryStore::new()).unwrap();
-        self.nodes.push(Node {
-            feed,
-            peers: Vec::new(),
-            events: Vec::new(),
-        });
+        self.nodes.push(Node { feed, peers: Vec::new(), events: Vec::new() });
         self.nodes.len() - 1
     }
 
@@ -105,11 +98,7 @@ impl Net {
         for (x, y, config) in [(a, b, config_a), (b, a, config_b)] {
             let mut replicator = Replicator::new(config);
             replicator.start(&self.nodes[x].feed, self.now);
-            self.nodes[x].peers.push(Peer {
-                node: y,
-                replicator,
-                error: None,
-            });
+            self.nodes[x].peers.push(Peer { node: y, replicator, error: None });
         }
         self.flush();
     }
@@ -144,12 +133,7 @@ impl Net {
         for (from, node) in self.nodes.iter_mut().enumerate() {
             for peer in node.peers.iter_mut() {
                 let mut buf = Vec::new();
-                while peer
-                    .replicator
-                    .poll_transmit(&node.feed, &mut buf)
-                    .unwrap()
-                    .is_some()
-                {
+                while peer.replicator.poll_transmit(&node.feed, &mut buf).unwrap().is_some() {
                     out.push((from, peer.node, Bytes::from(std::mem::take(&mut buf))));
                 }
             }
@@ -176,24 +160,14 @@ impl Net {
         }
         for _ in 0..copies {
             self.seq += 1;
-            self.queue.insert(
-                (self.now + delay, self.seq),
-                Delivery {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.queue.insert((self.now + delay, self.seq), Delivery { from, to, bytes: bytes.clone() });
         }
     }
 
     /// Deliver the next message or fire the next timeout. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
-        let next_timeout = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.peers.iter().filter_map(|p| p.replicator.poll_timeout()))
-            .min();
+        let next_timeout =
+            self.nodes.iter().flat_map(|n| n.peers.iter().filter_map(|p| p.replicator.poll_timeout())).min();
         let next_delivery = self.queue.keys().next().map(|(t, _)| *t);
         match (next_delivery, next_timeout) {
             (None, None) => false,
@@ -225,13 +199,7 @@ impl Net {
         self.delivered += 1;
         let now = self.now;
         if self.trace {
-            eprintln!(
-                "{:?} {} -> {}: {:?}",
-                now,
-                d.from,
-                d.to,
-                isocore_log::Message::decode(&d.bytes)
-            );
+            eprintln!("{:?} {} -> {}: {:?}", now, d.from, d.to, isocore_log::Message::decode(&d.bytes));
         }
         let node = &mut self.nodes[d.to];
         let Some(peer) = node.peers.iter_mut().find(|p| p.node == d.from) else {
@@ -240,17 +208,13 @@ impl Net {
         if peer.error.is_some() {
             return;
         }
-        let result: Result<(), ReplicationError> =
-            peer.replicator.handle_input(&mut node.feed, now, &d.bytes);
+        let result: Result<(), ReplicationError> = peer.replicator.handle_input(&mut node.feed, now, &d.bytes);
         if let Err(e) = result {
             peer.error = Some(e.to_string());
         }
         let mut changed = false;
         while let Some(event) = peer.replicator.poll_event() {
-            changed |= matches!(
-                event,
-                Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked
-            );
+            changed |= matches!(event, Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked);
             node.events.push(event);
         }
         if changed {
@@ -298,22 +262,10 @@ impl Net {
     pub fn assert_same_as(&self, node: usize, writer: usize) {
         let w = &self.nodes[writer].feed;
         let n = &self.nodes[node].feed;
-        assert_eq!(
-            n.head(),
-            w.head(),
-            "node {node} head differs from node {writer}"
-        );
-        assert_eq!(
-            n.contiguous_len(),
-            w.len(),
-            "node {node} is missing entries"
-        );
+        assert_eq!(n.head(), w.head(), "node {node} head differs from node {writer}");
+        assert_eq!(n.contiguous_len(), w.len(), "node {node} is missing entries");
         for i in 0..w.len() {
-            assert_eq!(
-                n.get(i).unwrap(),
-                w.get(i).unwrap(),
-                "node {node} entry {i} differs"
-            );
+            assert_eq!(n.get(i).unwrap(), w.get(i).unwrap(), "node {node} entry {i} differs");
         }
     }
 }

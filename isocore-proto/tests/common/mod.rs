@@ -50,10 +50,7 @@ impl Net {
     }
 
     pub fn add_with(&mut self, seed: u8, config: EndpointConfig) -> usize {
-        self.nodes.push(Node {
-            endpoint: Endpoint::new(identity(seed), config),
-            events: Vec::new(),
-        });
+        self.nodes.push(Node { endpoint: Endpoint::new(identity(seed), config), events: Vec::new() });
         self.nodes.len() - 1
     }
 
@@ -70,20 +67,13 @@ impl Net {
         let seed_b = [self.wires.len() as u8 * 2 + 2; 32];
         let ha = self.nodes[a].endpoint.connect(Role::Initiator, seed_a, now);
         let hb = self.nodes[b].endpoint.connect(Role::Responder, seed_b, now);
-        let wire = Wire {
-            a: (a, ha),
-            b: (b, hb),
-        };
+        let wire = Wire { a: (a, ha), b: (b, hb) };
         self.wires.push(wire);
         self.flush();
         wire
     }
 
-    fn other_end(
-        &self,
-        node: usize,
-        handle: ConnectionHandle,
-    ) -> Option<(usize, ConnectionHandle)> {
+    fn other_end(&self, node: usize, handle: ConnectionHandle) -> Option<(usize, ConnectionHandle)> {
         self.wires.iter().find_map(|w| {
             if w.a == (node, handle) {
                 Some(w.b)
@@ -100,16 +90,11 @@ impl Net {
         for w in wires {
             for (from, to) in [(w.a, w.b), (w.b, w.a)] {
                 let mut buf = Vec::new();
-                while self.nodes[from.0]
-                    .endpoint
-                    .poll_transmit(from.1, self.now, &mut buf)
-                    .is_some()
-                {}
+                while self.nodes[from.0].endpoint.poll_transmit(from.1, self.now, &mut buf).is_some() {}
                 if !buf.is_empty() {
                     self.bytes += buf.len() as u64;
                     self.seq += 1;
-                    self.queue
-                        .insert((self.now + self.latency, self.seq), (to.0, to.1, buf));
+                    self.queue.insert((self.now + self.latency, self.seq), (to.0, to.1, buf));
                 }
             }
         }
@@ -121,20 +106,14 @@ impl Net {
     }
 
     pub fn step(&mut self) -> bool {
-        let next_timeout = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.endpoint.poll_timeout())
-            .min();
+        let next_timeout = self.nodes.iter().filter_map(|n| n.endpoint.poll_timeout()).min();
         let next = self.queue.keys().next().map(|(t, _)| *t);
         match (next, next_timeout) {
             (Some(t), timeout) if timeout.is_none_or(|x| t <= x) => {
                 let (&key, _) = self.queue.iter().next().unwrap();
                 let (node, handle, bytes) = self.queue.remove(&key).unwrap();
                 self.now = self.now.max(t);
-                self.nodes[node]
-                    .endpoint
-                    .handle_input(handle, self.now, &bytes);
+                self.nodes[node].endpoint.handle_input(handle, self.now, &bytes);
             }
             (_, Some(t)) => {
                 self.now = self.now.max(t);
@@ -164,11 +143,7 @@ impl Net {
         let until = self.now + d;
         while self.now < until {
             let next = self.queue.keys().next().map(|(t, _)| *t);
-            let timeout = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.endpoint.poll_timeout())
-                .min();
+            let timeout = self.nodes.iter().filter_map(|n| n.endpoint.poll_timeout()).min();
             let t = next.into_iter().chain(timeout).min();
             if t.is_none_or(|t| t > until) {
                 self.now = until;
