@@ -423,6 +423,12 @@ impl Connection {
 
     fn process_frames(&mut self) -> Result<(), ConnectionError> {
         loop {
+            // A handshake message that arrives before we wrote ours waits in the buffer.
+            if let Phase::Handshaking(h) = &self.phase
+                && h.wants_to_write()
+            {
+                return Ok(());
+            }
             let available = &self.inbuf[self.inbuf_start..];
             if available.len() < 2 {
                 return Ok(());
@@ -769,7 +775,8 @@ impl Connection {
     pub fn call(&mut self, interface: [u8; 32], method: &str, payload: &[u8]) -> u64 {
         let id = self.next_call;
         self.next_call += 1;
-        self.calls.push_back((Message::Call { id, interface, method, payload, stamp: None }.to_vec(), payload.len() as u64));
+        self.calls
+            .push_back((Message::Call { id, interface, method, payload, stamp: None }.to_vec(), payload.len() as u64));
         id
     }
 
@@ -845,6 +852,9 @@ impl Connection {
                 let len = (buf.len() - before - 2) as u16;
                 buf[before..before + 2].copy_from_slice(&len.to_be_bytes());
                 self.advance_handshake();
+                if let Err(e) = self.process_frames() {
+                    self.fail(e);
+                }
             }
             Phase::Open(_) => {
                 let mut plain = Vec::with_capacity(4096);
