@@ -58,7 +58,7 @@ pub enum Message<'a> {
         /// Index of the first entry.
         start: u64,
         /// The entries.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "serialize_entries")]
         entries: Vec<&'a [u8]>,
         /// Proof nodes in walk order (`spec/log.md` §5).
         nodes: Vec<Hash>,
@@ -79,6 +79,16 @@ pub enum Message<'a> {
     },
     /// The writer forked: here is the evidence.
     Fork(ForkProof),
+}
+
+/// Entries as byte strings in one call each, not byte by byte (the encoding is the same).
+fn serialize_entries<S: serde::Serializer>(entries: &[&[u8]], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(entries.len()))?;
+    for entry in entries {
+        seq.serialize_element(serde_bytes::Bytes::new(entry))?;
+    }
+    seq.end()
 }
 
 /// Why bytes were refused as a message. Always the sender's fault.

@@ -316,6 +316,8 @@ pub struct Connection {
     inbuf_start: usize,
     /// A message arriving in several records.
     reassembly: Vec<u8>,
+    /// Reused for frame plaintext in both directions.
+    scratch: Vec<u8>,
     /// Encoded messages ahead of all streams and calls.
     control: VecDeque<Vec<u8>>,
     /// Calls, replies and failures, served in turn with the streams.
@@ -351,6 +353,7 @@ impl Connection {
             inbuf: Vec::new(),
             inbuf_start: 0,
             reassembly: Vec::new(),
+            scratch: Vec::new(),
             control: VecDeque::new(),
             calls: VecDeque::new(),
             spill: None,
@@ -440,9 +443,13 @@ impl Connection {
             if available.len() < 2 + len {
                 return Ok(());
             }
-            let frame = self.inbuf[self.inbuf_start + 2..self.inbuf_start + 2 + len].to_vec();
+            // Borrow the frame in place: the input buffer is set aside while it is handled.
+            let inbuf = core::mem::take(&mut self.inbuf);
+            let start = self.inbuf_start + 2;
             self.inbuf_start += 2 + len;
-            self.handle_frame(&frame)?;
+            let result = self.handle_frame(&inbuf[start..start + len]);
+            self.inbuf = inbuf;
+            result?;
             if self.closing.is_some() || matches!(self.phase, Phase::Closed) {
                 return Ok(());
             }
@@ -457,14 +464,13 @@ impl Connection {
                 Ok(())
             }
             Phase::Open(session) => {
-                let mut plain = vec![0u8; frame.len()];
-                let n = session
-                    .established
-                    .transport
-                    .read_message(frame, &mut plain)
-                    .map_err(|_| ConnectionError::Decrypt)?;
-                plain.truncate(n);
-                self.handle_records(&plain)
+                let mut plain = core::mem::take(&mut self.scratch);
+                plain.resize(frame.len(), 0);
+                let n =
+                    session.established.transport.read_message(frame, &mut plain).map_err(|_| ConnectionError::Decrypt);
+                let result = n.and_then(|n| self.handle_records(&plain[..n]));
+                self.scratch = plain;
+                result
             }
             Phase::Closed => Ok(()),
         }
@@ -857,7 +863,8 @@ impl Connection {
                 }
             }
             Phase::Open(_) => {
-                let mut plain = Vec::with_capacity(4096);
+                let mut plain = core::mem::take(&mut self.scratch);
+                plain.clear();
                 self.fill_frame(&mut plain);
                 if plain.is_empty() {
                     if let Some(_error) = self.closing.take() {
@@ -873,6 +880,7 @@ impl Connection {
                     .write_message(&plain, &mut buf[before + 2..])
                     .expect("a frame within the size limit encrypts");
                 buf.truncate(before + 2 + n);
+                self.scratch = plain;
                 buf[before..before + 2].copy_from_slice(&(n as u16).to_be_bytes());
             }
         }

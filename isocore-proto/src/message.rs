@@ -43,6 +43,7 @@ pub enum Message<'a> {
         /// The stream.
         stream: u64,
         /// One `isocore-log` message.
+        #[serde(with = "serde_bytes")]
         payload: &'a [u8],
     },
     /// Permission to send `bytes` more payload bytes on `stream` (0 = the whole connection).
@@ -61,6 +62,7 @@ pub enum Message<'a> {
         /// Method name.
         method: &'a str,
         /// Arguments.
+        #[serde(with = "serde_bytes")]
         payload: &'a [u8],
         /// Proof of work for an unsolicited call (reserved).
         stamp: Option<&'a [u8]>,
@@ -70,6 +72,7 @@ pub enum Message<'a> {
         /// The call.
         id: u64,
         /// The result.
+        #[serde(with = "serde_bytes")]
         payload: &'a [u8],
     },
     /// A call failed.
