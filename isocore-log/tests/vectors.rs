@@ -113,6 +113,10 @@ impl StoreNode for Feed<MemoryStore> {
     }
 }
 
+fn channel_of(t: &Value) -> [u8; 32] {
+    hex::decode(t["channel"].as_str().unwrap()).unwrap().try_into().unwrap()
+}
+
 fn head_vectors() -> Value {
     let channel = [0xc4; 32];
     let mut tests = Vec::new();
@@ -164,6 +168,40 @@ fn head_vectors() -> Value {
         malleable["result"] = json!("invalid");
         tests.push(malleable);
     }
+    // Small-order points: the identity as the writer key (with a signature that satisfies the
+    // cofactorless equation for it: R = identity, s = 0), and the identity as R.
+    let identity_point = {
+        let mut p = [0u8; 32];
+        p[0] = 1;
+        p
+    };
+    let mut zero_sig = [0u8; 64];
+    zero_sig[..32].copy_from_slice(&identity_point);
+    let small_key = json!({
+        "channel": hex(&channel), "writer": hex(&identity_point), "length": 1, "root": hex(&[7u8; 32]),
+        "signature": hex(&zero_sig), "comment": "writer key is the identity point; R = identity, s = 0",
+        "flags": ["SmallOrderKey"], "result": "invalid",
+    });
+    tests.push(small_key);
+    let mut small_r = tests[0].clone();
+    let mut sig = hex::decode(small_r["signature"].as_str().unwrap()).unwrap();
+    sig[..32].copy_from_slice(&identity_point);
+    small_r["signature"] = json!(hex(&sig));
+    small_r["comment"] = json!("R replaced by the identity point");
+    small_r["flags"] = json!(["SmallOrderR"]);
+    small_r["result"] = json!("invalid");
+    small_r.as_object_mut().unwrap().remove("signable");
+    tests.push(small_r);
+    for t in &tests {
+        let writer: [u8; 32] = hex::decode(t["writer"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let ok = FeedKey::from_bytes(channel_of(t), &writer).is_ok_and(|key| {
+            let root = Hash(hex::decode(t["root"].as_str().unwrap()).unwrap().try_into().unwrap());
+            let signature =
+                isocore_log::Signature(hex::decode(t["signature"].as_str().unwrap()).unwrap().try_into().unwrap());
+            SignedHead { length: t["length"].as_u64().unwrap(), root, signature }.verify(&key).is_ok()
+        });
+        assert_eq!(ok, t["result"] == "valid", "{}", t["comment"]);
+    }
     file(
         "isocore-log signed head",
         json!({
@@ -171,6 +209,8 @@ fn head_vectors() -> Value {
             "CrossChannel": "a signature made for another channel id",
             "WrongLength": "the signed length differs",
             "NonCanonicalSignature": "s is not reduced below the group order; strict verification refuses it",
+            "SmallOrderKey": "the writer key is a point of small order",
+            "SmallOrderR": "the signature's R is a point of small order",
         }),
         vec![json!({"type": "SignedHead", "context": hex(isocore_log::HEAD_CONTEXT), "tests": tests})],
     )
@@ -286,6 +326,62 @@ fn proof_vectors() -> Value {
             "result": "valid",
         }));
     }
+    // Invalid upgrades: a base from another history (a fork), a missing node, a forged head.
+    let (fork_signer, mut other) = feed(7, 0);
+    other.append(&fork_signer, (0..3).map(|i| painted(i + 900))).unwrap();
+    let other_roots: Vec<Value> =
+        tree::roots(3).map(|i| json!({"index": i, "hash": hex(&other.store_node(i).0)})).collect();
+    let template = upgrades[1].clone();
+    let mut inconsistent = template.clone();
+    inconsistent["comment"] = json!("the verifier's roots of 3 come from another history of the same writer");
+    inconsistent["flags"] = json!(["Inconsistent"]);
+    inconsistent["baseRoots"] = json!(other_roots);
+    inconsistent["result"] = json!("invalid");
+    upgrades.push(inconsistent);
+    let mut short = template.clone();
+    short["comment"] = json!("one node missing");
+    short["flags"] = json!(["TruncatedProof"]);
+    short["nodes"].as_array_mut().unwrap().pop();
+    short["result"] = json!("invalid");
+    upgrades.push(short);
+    let mut forged = template.clone();
+    let mut sig = hex::decode(template["head"]["signature"].as_str().unwrap()).unwrap();
+    sig[1] ^= 8;
+    forged["comment"] = json!("head signature altered");
+    forged["flags"] = json!(["ForgedSignature"]);
+    forged["head"]["signature"] = json!(hex(&sig));
+    forged["result"] = json!("invalid");
+    upgrades.push(forged);
+
+    // Range proofs against a length the verifier holds (n = m): no head, known roots.
+    let held: Vec<Value> = tree::roots(64).map(|i| json!({"index": i, "hash": hex(&g.store_node(i).0)})).collect();
+    let mut ranges = Vec::new();
+    for (start, end) in [(0u64, 1u64), (63, 64), (10, 20), (0, 64)] {
+        let parts = g.serve(64, start, end, false, usize::MAX).unwrap().unwrap();
+        assert!(parts.head.is_none());
+        ranges.push(json!({
+            "comment": format!("entries [{start}, {end}) of the held length 64"),
+            "flags": [],
+            "heldLength": 64, "heldRoots": held,
+            "start": parts.start,
+            "entries": parts.entries.iter().map(|e| hex(e)).collect::<Vec<_>>(),
+            "nodes": parts.nodes.iter().map(|n| hex(&n.0)).collect::<Vec<_>>(),
+            "result": "valid",
+        }));
+    }
+    let mut tampered = ranges[2].clone();
+    tampered["entries"][0] = json!("ff");
+    tampered["comment"] = json!("entry 10 replaced");
+    tampered["flags"] = json!(["TamperedEntry"]);
+    tampered["result"] = json!("invalid");
+    ranges.push(tampered);
+    let mut short = ranges[2].clone();
+    short["nodes"].as_array_mut().unwrap().pop();
+    short["comment"] = json!("one node missing");
+    short["flags"] = json!(["TruncatedProof"]);
+    short["result"] = json!("invalid");
+    ranges.push(short);
+
     file(
         "isocore-log proofs",
         json!({
@@ -296,10 +392,12 @@ fn proof_vectors() -> Value {
             "WrongIndex": "entries claimed at another position",
             "ForgedSignature": "the head signature does not verify",
             "CrossFeed": "checked against another writer's key",
+            "Inconsistent": "the new head does not extend the verifier's roots (a fork)",
         }),
         vec![
-            json!({"type": "RangeProof", "base": 0, "tests": tests}),
+            json!({"type": "StandaloneProof", "base": 0, "tests": tests}),
             json!({"type": "UpgradeProof", "tests": upgrades}),
+            json!({"type": "RangeProof", "tests": ranges}),
         ],
     )
 }
