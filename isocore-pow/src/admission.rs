@@ -16,6 +16,11 @@ pub struct Config {
     pub deadline: Duration,
     /// Waiting time that doubling the effort is worth in the queue.
     pub age_per_octave: Duration,
+    /// While dormant, a message without a stamp is queued only if the estimated queue wait is
+    /// below this; otherwise it is answered `Busy { price: p_start }` at once. A flood of
+    /// unstamped messages thus costs honest senders one cheap stamp, not a full queue wait,
+    /// and still never raises the price.
+    pub free_wait: Duration,
     /// Most replay tags kept per epoch; beyond it stamps for that epoch are refused as overload.
     pub max_replay_tags: usize,
     /// The price controller.
@@ -28,6 +33,7 @@ impl Default for Config {
             epoch: Duration::from_secs(300),
             deadline: Duration::from_secs(2),
             age_per_octave: Duration::from_millis(500),
+            free_wait: Duration::from_millis(250),
             max_replay_tags: 1 << 20,
             controller: ControllerConfig::default(),
         }
@@ -72,7 +78,7 @@ pub enum Reason {
     Duplicate,
     /// The stamp names an epoch other than the current or the previous one.
     StaleEpoch(u32),
-    /// Unsolicited, without a stamp, while the price is above 0.
+    /// Unsolicited and without a stamp, while the price is above 0 or the queue is long.
     MissingStamp,
     /// The stamp's effort is below the current floor (a quarter of the price).
     Underpaid(u32),
@@ -295,7 +301,9 @@ impl Admission {
         }
         let price = self.ctl.price();
         let effort = match msg.stamp {
-            None if price > 0 => return Err(self.refuse(Reason::MissingStamp)),
+            None if price > 0 || self.wait() >= self.cfg.free_wait.as_secs_f64() => {
+                return Err(self.refuse(Reason::MissingStamp));
+            }
             None => 0,
             Some(bytes) => {
                 let stamp = Stamp::decode(bytes).map_err(|e| Refused { reason: Reason::Malformed(e), busy: None })?;
@@ -306,7 +314,7 @@ impl Admission {
                 } else {
                     return Err(self.refuse(Reason::StaleEpoch(stamp.epoch)));
                 };
-                if price > 0 && stamp.effort < self.ctl.floor().max(price.div_ceil(4)) {
+                if stamp.effort < self.floor() {
                     return Err(self.refuse(Reason::Underpaid(stamp.effort)));
                 }
                 let seed = &self.seeds[slot];
@@ -407,8 +415,22 @@ impl Admission {
         (n as usize).max(64)
     }
 
+    /// Least effort admitted: 0 while dormant, else a quarter of the price (at least the
+    /// controller's floor).
+    fn floor(&self) -> u32 {
+        match self.ctl.price() {
+            0 => 0,
+            p => self.ctl.floor().max(p.div_ceil(4)),
+        }
+    }
+
+    /// Estimated wait at the back of the paid queue, seconds.
+    fn wait(&self) -> f64 {
+        self.paid.len() as f64 / self.ctl.capacity().max(1.0)
+    }
+
     fn busy(&self) -> Busy {
-        let wait = self.paid.len() as f64 / self.ctl.capacity().max(1.0);
+        let wait = self.wait();
         Busy {
             price: self.ctl.price().max(self.cfg.controller.p_start),
             retry_after: Duration::from_secs_f64(wait.min(self.cfg.deadline.as_secs_f64())),
@@ -441,7 +463,17 @@ impl Admission {
                 self.drop_entry(e);
             }
             let head = self.paid.peek().map(|e| (e.effort, at.saturating_sub(e.arrival)));
+            let before = self.ctl.price();
             let price = self.ctl.tick(head);
+            if price > before {
+                // What is queued below the new floor would be refused now and served after
+                // everything else anyway: answer it at once so its sender re-stamps sooner.
+                let mut dropped = alloc::vec::Vec::new();
+                self.paid.remove_below(self.floor(), |e| dropped.push(e));
+                for e in dropped {
+                    self.drop_entry(e);
+                }
+            }
             if crosses_quarter_octave(self.advertised, price) {
                 self.advertised = price;
                 self.events.push_back(Event::Advertise(self.params(at)));

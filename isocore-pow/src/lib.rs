@@ -27,17 +27,20 @@
 //! let mut node = Admission::new(cfg, receiver, [7u8; 32], Duration::ZERO);
 //!
 //! // Load: a stamped message nobody serves forms a standing queue of paying messages. At the
-//! // next tick the node leaves dormancy and advertises a price.
+//! // next tick the node leaves dormancy and advertises a price (the cheap message, now below
+//! // the new floor, is dropped with a `Busy` answer in the same drain).
 //! let t0 = Duration::from_millis(10);
 //! let key = StampKey::derive(&node.params(t0).seed, &sender, &receiver);
 //! let early = Solver::new(&key, &[0xaa; 32], node.params(t0).epoch, 1, 0).unwrap().step(u64::MAX).unwrap();
 //! node.on_message(t0, &sender, Inbound { digest: [0xaa; 32], solicit: None, stamp: Some(&early.encode()) })
 //!     .unwrap();
 //! node.handle_timeout(Duration::from_millis(250));
-//! let params = match node.poll_event() {
-//!     Some(Event::Advertise(p)) => p,
-//!     other => panic!("expected an advertisement, got {other:?}"),
-//! };
+//! let params = core::iter::from_fn(|| node.poll_event())
+//!     .find_map(|e| match e {
+//!         Event::Advertise(p) => Some(p),
+//!         _ => None,
+//!     })
+//!     .expect("an advertisement");
 //! assert_eq!(params.price, 8);
 //!
 //! // The sender prices its request with the policy (1.25 × price) and solves in steps.
@@ -51,7 +54,7 @@
 //!     }
 //! };
 //!
-//! // The receiver checks the 41 bytes and queues the message ahead of the cheaper one.
+//! // The receiver checks the 41 bytes, queues the message and hands it out first.
 //! let now = Duration::from_millis(300);
 //! let ticket = node
 //!     .on_message(now, &sender, Inbound { digest, solicit: None, stamp: Some(&stamp.encode()) })

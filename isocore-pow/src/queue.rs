@@ -91,6 +91,17 @@ impl PriorityQueue {
         e
     }
 
+    /// Removes every entry that paid less than `floor` and hands each to `f`.
+    pub fn remove_below(&mut self, floor: u32, mut f: impl FnMut(Entry)) {
+        self.by_key.retain(|_, e| {
+            let keep = e.effort >= floor;
+            if !keep {
+                f(*e);
+            }
+            keep
+        });
+    }
+
     /// Removes every entry that arrived before `cutoff` and hands each to `f`, oldest first.
     pub fn sweep(&mut self, cutoff: Duration, mut f: impl FnMut(Entry)) {
         while let Some(&(arrival, k)) = self.by_age.front() {

@@ -230,3 +230,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unstamped_flood_costs_honest_senders_one_cheap_stamp_not_a_queue_wait() {
+    let mut cfg = Config::default();
+    cfg.controller.initial_capacity = 100.0; // 250 ms of queue = 25 messages
+    let mut b = Bench::new(cfg, 100);
+    b.serving = false;
+    let free = |i: u64| Inbound { digest: [i as u8; 32], solicit: None, stamp: None };
+    for i in 0..25 {
+        b.node.on_message(b.now, &[0xd1; 32], free(i)).unwrap();
+    }
+    let r = b.node.on_message(b.now, &SENDER, free(99)).unwrap_err();
+    assert_eq!(r.reason, Reason::MissingStamp);
+    assert_eq!(r.busy.unwrap().price, cfg.controller.p_start);
+    assert_eq!(b.node.controller().price(), 0, "still dormant");
+    // The cheap stamp the sender pays after that Busy jumps the unstamped queue.
+    let st = fake(&b.node, b.now, cfg.controller.p_start, 1);
+    let t = b.node.on_message_with(b.now, &SENDER, paid(&st, 1), &mut FakeCheck).unwrap();
+    assert_eq!(b.node.poll_next(b.now).unwrap().ticket, t);
+}

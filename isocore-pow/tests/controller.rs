@@ -44,7 +44,7 @@ fn dormancy_bound(cfg: &Config) -> Duration {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Per tick the price rises at most ×8 (from `p_start` when dormant) and falls at most ÷2,
     /// except the final drop to 0 after the hold; a non-zero price never sits below the floor.
@@ -141,7 +141,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// spec/pow.md §6.5: holding the price at or above P for T >= 10 s costs the attacker at
     /// least 0.5 · ρ · μ_paid · P · T of paid work, whatever its schedule of rates and efforts.
