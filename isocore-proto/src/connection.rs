@@ -724,6 +724,7 @@ impl Connection {
         let proof = stream_proof(feed, &hash, stream);
         self.queue_control(&Message::Open { stream, discovery_key, proof, stamp: None });
         self.streams.insert(stream, self.new_stream(StreamPhase::Opening, discovery_key));
+        self.raise_window(stream, self.config.stream_window - INITIAL_STREAM_CREDIT);
         Some(stream)
     }
 

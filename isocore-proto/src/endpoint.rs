@@ -157,6 +157,11 @@ impl<S: Storage> Endpoint<S> {
         handle
     }
 
+    /// Whether `connection` is known and not closed.
+    pub fn is_open(&self, connection: ConnectionHandle) -> bool {
+        self.links.get(&connection).is_some_and(|l| !l.connection.is_closed())
+    }
+
     /// Connections currently held.
     pub fn connections(&self) -> impl Iterator<Item = (ConnectionHandle, Option<PeerId>)> + '_ {
         self.links.iter().map(|(h, l)| (*h, l.connection.peer()))

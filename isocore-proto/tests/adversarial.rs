@@ -407,3 +407,27 @@ fn idle_connection_times_out_without_keepalive() {
     assert!(i.is_closed());
     assert_eq!(now, ConnectionConfig::default().idle_timeout);
 }
+
+#[test]
+fn both_ends_of_a_stream_get_the_configured_window() {
+    // Each side grants its window as soon as the stream exists, so a burst far beyond the
+    // initial credit flows in both directions without the receiver consuming anything.
+    let (mut i, mut r) = pair();
+    let key = feed(6);
+    let stream = i.open_stream(&key).unwrap();
+    pump(&mut i, &mut r);
+    assert!(r.accept_stream(stream, &key));
+    pump(&mut i, &mut r);
+    for _ in 0..200 {
+        i.send_stream(stream, &[1u8; 1000]);
+        r.send_stream(stream, &[2u8; 1000]);
+    }
+    let mut sent = (Vec::new(), Vec::new());
+    while i.poll_transmit(T0, &mut sent.0).is_some() {}
+    while r.poll_transmit(T0, &mut sent.1).is_some() {}
+    assert!(r.handle_input(T0, &sent.0).is_ok() && i.handle_input(T0, &sent.1).is_ok());
+    let count = |c: &mut Connection| {
+        std::iter::from_fn(|| c.poll_event()).filter(|e| matches!(e, Event::StreamData { .. })).count()
+    };
+    assert_eq!((count(&mut i), count(&mut r)), (200, 200));
+}

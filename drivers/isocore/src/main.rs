@@ -1,41 +1,228 @@
 //! The `isocore` command.
 
-mod demo;
-
+use clap::{Parser, Subcommand};
+use isocore_node::node::{NodeConfig, create_feed, default_data_dir, format_feed_key, open_db, parse_feed_key};
+use isocore_node::thread::NodeThread;
+use isocore_proto::EndpointEvent;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-isocore: a node for local-first applications
+#[derive(Parser)]
+#[command(name = "isocore", version, about = "A node for local-first applications: signed feeds, replicated live")]
+struct Cli {
+    /// Data directory (identity and database). Default: $ISOCORE_HOME or ~/.local/share/isocore.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-    isocore demo [--quiet]    replicate a channel writer -> relay -> readers, live, in memory
-    isocore help              show this message
-";
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: serve its feeds, follow others, relay to peers.
+    #[command(alias = "serve")]
+    Node {
+        /// Address to listen on, e.g. 127.0.0.1:7700.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Peers to connect to (repeatable).
+        #[arg(long)]
+        connect: Vec<SocketAddr>,
+        /// Feeds to follow (repeatable).
+        #[arg(long)]
+        follow: Vec<String>,
+        /// Append each line of standard input to this feed (which the node must write).
+        #[arg(long)]
+        append_stdin: Option<String>,
+    },
+    /// Create a feed written by this node; prints its key.
+    Create,
+    /// Append entries to a feed this node writes (from arguments, --file, or stdin lines).
+    Append {
+        /// The feed key.
+        feed: String,
+        /// Entries.
+        entries: Vec<String>,
+        /// Append the whole file as one entry.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Print entries of a feed held here.
+    Read {
+        /// The feed key.
+        feed: String,
+        /// First entry.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// One past the last entry (default: the end).
+        #[arg(long)]
+        end: Option<u64>,
+    },
+    /// Follow a feed from a peer and print entries as they arrive.
+    Follow {
+        /// The feed key.
+        feed: String,
+        /// Peer to follow from.
+        #[arg(long)]
+        connect: Vec<SocketAddr>,
+    },
+    /// Show this node's identity and feeds.
+    Info,
+    /// Start four nodes on loopback and show live replication through a relay.
+    Demo {
+        /// Print only the final line.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") => {
-            let quiet = args[1..].iter().any(|a| a == "--quiet" || a == "-q");
-            if let Some(bad) = args[1..].iter().find(|a| !matches!(a.as_str(), "--quiet" | "-q")) {
-                eprintln!("isocore demo: unknown argument `{bad}`\n\n{USAGE}");
-                return ExitCode::from(2);
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let data = cli.data.clone().unwrap_or_else(default_data_dir);
+    match run(cli.command, data) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("isocore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn feed_key(text: &str) -> Result<isocore_log::FeedKey> {
+    parse_feed_key(text).map_err(|e| format!("bad feed key: {e}").into())
+}
+
+fn open(data: &std::path::Path) -> Result<isocore_node::store::Db> {
+    open_db(data).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("already open") || text.contains("lock") {
+            format!("{} is in use by a running node", data.display()).into()
+        } else {
+            e.into()
+        }
+    })
+}
+
+fn run(command: Command, data: PathBuf) -> Result<()> {
+    match command {
+        Command::Demo { quiet } => isocore_node::demo::run(quiet),
+        Command::Create => {
+            let key = create_feed(&open(&data)?)?;
+            println!("{}", format_feed_key(&key));
+            Ok(())
+        }
+        Command::Info => {
+            let identity = isocore_node::node::load_identity(&data)?;
+            println!("peer {}", hex::encode(identity.peer_id().0));
+            let db = open(&data)?;
+            for key in db.feeds()? {
+                let writes = db.writer_seed(&key)?.is_some();
+                let feed = isocore_log::Feed::open(key, db.feed(&key, false)?)?;
+                println!(
+                    "feed {} length {} held {}{}",
+                    format_feed_key(&key),
+                    feed.len(),
+                    feed.contiguous_len(),
+                    if writes { " (writer)" } else { "" }
+                );
             }
-            match demo::run(quiet) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("isocore demo: {e}");
-                    ExitCode::FAILURE
+            Ok(())
+        }
+        Command::Append { feed, entries, file } => {
+            let key = feed_key(&feed)?;
+            let mut list: Vec<Vec<u8>> = entries.into_iter().map(String::into_bytes).collect();
+            if let Some(path) = file {
+                list.push(std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
+            }
+            if list.is_empty() {
+                for line in std::io::stdin().lock().lines() {
+                    list.push(line?.into_bytes());
                 }
             }
+            let db = open(&data)?;
+            let seed = db.writer_seed(&key)?.ok_or("this node does not write that feed")?;
+            let mut f = isocore_log::Feed::open(key, db.feed(&key, true)?)?;
+            let head = f.append(&ed25519_dalek::SigningKey::from_bytes(&seed), list)?;
+            println!("{}", head.length);
+            Ok(())
         }
-        Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
+        Command::Read { feed, start, end } => {
+            let key = feed_key(&feed)?;
+            let db = open(&data)?;
+            if !db.feeds()?.contains(&key) {
+                return Err("unknown feed: this node has never followed it".into());
+            }
+            let f = isocore_log::Feed::open(key, db.feed(&key, false)?)?;
+            let end = end.unwrap_or(f.len()).min(f.len());
+            let mut out = std::io::stdout().lock();
+            for i in start..end {
+                match f.get(i)? {
+                    Some(e) => writeln!(out, "{i}\t{}", String::from_utf8_lossy(&e))?,
+                    None => writeln!(out, "{i}\t(not held)")?,
+                }
+            }
+            Ok(())
         }
-        Some(other) => {
-            eprintln!("isocore: unknown command `{other}`\n\n{USAGE}");
-            ExitCode::from(2)
+        Command::Follow { feed, connect } => {
+            let key = feed_key(&feed)?;
+            let mut config = NodeConfig::new(&data);
+            config.connect = connect;
+            let node = NodeThread::spawn(config, vec![key])?;
+            let mut printed = node.lengths(&key)?.map_or(0, |(_, c)| c);
+            let mut out = std::io::stdout();
+            while let Ok((event, _)) = node.events.recv() {
+                if let EndpointEvent::FeedUpdated { contiguous, .. } = event {
+                    while printed < contiguous {
+                        if let Some(e) = node.get(&key, printed)? {
+                            writeln!(out, "{printed}\t{}", String::from_utf8_lossy(&e))?;
+                        }
+                        printed += 1;
+                    }
+                    out.flush()?;
+                }
+            }
+            Ok(())
+        }
+        Command::Node { listen, connect, follow, append_stdin } => {
+            let mut config = NodeConfig::new(&data);
+            config.listen = listen;
+            config.connect = connect;
+            let follow = follow.iter().map(|f| feed_key(f)).collect::<Result<Vec<_>>>()?;
+            let node = NodeThread::spawn(config, follow)?;
+            if let Some(addr) = node.addr {
+                println!("listening on {addr}");
+            }
+            std::io::stdout().flush()?;
+            match append_stdin {
+                Some(feed) => {
+                    let key = feed_key(&feed)?;
+                    for line in std::io::stdin().lock().lines() {
+                        let length = node.append(&key, vec![line?.into_bytes()])?;
+                        println!("{length}");
+                        std::io::stdout().flush()?;
+                    }
+                    // Keep serving after input ends.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                None => loop {
+                    std::thread::park();
+                },
+            }
         }
     }
 }

@@ -1,0 +1,184 @@
+//! Feeds kept in redb: one database per node, every feed's entries, nodes, head and fork proof
+//! in shared tables keyed by the feed's discovery key. One [`WriteBatch`] is one redb write
+//! transaction, so a crash at any instant leaves each feed at its old head or its new one.
+
+use bytes::Bytes;
+use isocore_log::{FeedKey, ForkProof, Hash, SignedHead, Storage, StoreError, WriteBatch};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+type FeedId<'a> = &'a [u8; 32];
+
+const ENTRIES: TableDefinition<(FeedId, u64), &[u8]> = TableDefinition::new("entries");
+const NODES: TableDefinition<(FeedId, u64), FeedId> = TableDefinition::new("nodes");
+const HEADS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("heads");
+const FORKS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("forks");
+const CONTIGUOUS: TableDefinition<FeedId, u64> = TableDefinition::new("contiguous");
+/// Feeds this node replicates: discovery key → channel ‖ writer.
+const FEEDS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("feeds");
+/// Feeds this node writes: discovery key → the writer's secret seed.
+const WRITERS: TableDefinition<FeedId, FeedId> = TableDefinition::new("writers");
+
+fn err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError(Box::new(e.into()))
+}
+
+/// A node's database.
+#[derive(Clone)]
+pub struct Db {
+    db: Arc<Database>,
+}
+
+impl Db {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(err)?;
+        let tx = db.begin_write().map_err(err)?;
+        {
+            tx.open_table(ENTRIES).map_err(err)?;
+            tx.open_table(NODES).map_err(err)?;
+            tx.open_table(HEADS).map_err(err)?;
+            tx.open_table(FORKS).map_err(err)?;
+            tx.open_table(CONTIGUOUS).map_err(err)?;
+            tx.open_table(FEEDS).map_err(err)?;
+            tx.open_table(WRITERS).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Db { db: Arc::new(db) })
+    }
+
+    /// The store of one feed, registering it. `sync` makes every commit durable before it
+    /// returns (a writer's own appends must be: losing a signed head could make it fork).
+    pub fn feed(&self, key: &FeedKey, sync: bool) -> Result<RedbStore, StoreError> {
+        let id = key.discovery_key();
+        let mut material = [0u8; 64];
+        material[..32].copy_from_slice(key.channel());
+        material[32..].copy_from_slice(key.writer().as_bytes());
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(RedbStore { db: self.db.clone(), id, sync })
+    }
+
+    /// Remember the secret of a feed we write.
+    pub fn add_writer(&self, key: &FeedKey, seed: &[u8; 32]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(WRITERS).map_err(err)?.insert(&key.discovery_key(), seed).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The secret seed of a feed we write, if we do.
+    pub fn writer_seed(&self, key: &FeedKey) -> Result<Option<[u8; 32]>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(WRITERS).map_err(err)?;
+        Ok(table.get(&key.discovery_key()).map_err(err)?.map(|v| *v.value()))
+    }
+
+    /// Make every earlier commit durable (replicated data is committed without waiting for
+    /// the disk; a crash before this loses only data that can be fetched again).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(err)?;
+        tx.set_durability(Durability::Immediate).map_err(|e| StoreError(Box::new(e)))?;
+        tx.commit().map_err(err)
+    }
+
+    /// Every feed registered here.
+    pub fn feeds(&self) -> Result<Vec<FeedKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(FEEDS).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            let (_, v) = row.map_err(err)?;
+            let v = v.value();
+            let channel: [u8; 32] = v[..32].try_into().map_err(|_| corrupt("feed key"))?;
+            let writer: [u8; 32] = v[32..64].try_into().map_err(|_| corrupt("feed key"))?;
+            out.push(FeedKey::from_bytes(channel, &writer).map_err(|_| corrupt("feed key"))?);
+        }
+        Ok(out)
+    }
+}
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError(format!("corrupt {what} in the database").into())
+}
+
+/// One feed's view of the node database.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+    id: [u8; 32],
+    sync: bool,
+}
+
+impl Storage for RedbStore {
+    fn head(&self) -> Result<Option<SignedHead>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(HEADS).map_err(err)?;
+        match table.get(&self.id).map_err(err)? {
+            Some(v) => postcard::from_bytes(v.value()).map(Some).map_err(|_| corrupt("head")),
+            None => Ok(None),
+        }
+    }
+
+    fn fork_proof(&self) -> Result<Option<ForkProof>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(FORKS).map_err(err)?;
+        match table.get(&self.id).map_err(err)? {
+            Some(v) => postcard::from_bytes(v.value()).map(Some).map_err(|_| corrupt("fork proof")),
+            None => Ok(None),
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(ENTRIES).map_err(err)?;
+        Ok(table.get((&self.id, index)).map_err(err)?.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    fn node(&self, index: u64) -> Result<Option<Hash>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(NODES).map_err(err)?;
+        Ok(table.get((&self.id, index)).map_err(err)?.map(|v| Hash(*v.value())))
+    }
+
+    fn contiguous(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(CONTIGUOUS).map_err(err)?;
+        Ok(table.get(&self.id).map_err(err)?.map_or(0, |v| v.value()))
+    }
+
+    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(err)?;
+        let durability = if self.sync { Durability::Immediate } else { Durability::None };
+        tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
+        {
+            let mut entries = tx.open_table(ENTRIES).map_err(err)?;
+            for (index, entry) in &batch.entries {
+                entries.insert((&self.id, *index), &entry[..]).map_err(err)?;
+            }
+            let mut contiguous_table = tx.open_table(CONTIGUOUS).map_err(err)?;
+            let mut contiguous = contiguous_table.get(&self.id).map_err(err)?.map_or(0, |v| v.value());
+            let start = contiguous;
+            while entries.get((&self.id, contiguous)).map_err(err)?.is_some() {
+                contiguous += 1;
+            }
+            if contiguous != start {
+                contiguous_table.insert(&self.id, contiguous).map_err(err)?;
+            }
+            let mut nodes = tx.open_table(NODES).map_err(err)?;
+            for (index, hash) in &batch.nodes {
+                nodes.insert((&self.id, *index), &hash.0).map_err(err)?;
+            }
+            if let Some(head) = &batch.head {
+                let bytes = postcard::to_allocvec(head).expect("a Vec cannot fail");
+                tx.open_table(HEADS).map_err(err)?.insert(&self.id, &bytes[..]).map_err(err)?;
+            }
+            if let Some(fork) = &batch.fork {
+                let bytes = postcard::to_allocvec(fork).expect("a Vec cannot fail");
+                tx.open_table(FORKS).map_err(err)?.insert(&self.id, &bytes[..]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
