@@ -258,6 +258,8 @@ pub struct Replicator {
     cursor: u64,
     retry: Vec<(u64, u64)>,
     wants: Vec<(u64, u64)>,
+    /// Entries per request: the configured size, or what the peer's answers show fits.
+    chunk: u64,
     pending: VecDeque<PeerRequest>,
     push_base: Option<u64>,
     outbox: VecDeque<Vec<u8>>,
@@ -273,7 +275,9 @@ pub struct Replicator {
 impl Replicator {
     /// A replicator that has not started.
     pub fn new(config: Config) -> Self {
+        let chunk = config.request_entries.max(1);
         Replicator {
+            chunk,
             config,
             peer_head: None,
             peer_contiguous: 0,
@@ -475,6 +479,13 @@ impl Replicator {
                 }
                 if let Some(r) = request.filter(|r| r.end > end.max(r.start)) {
                     self.retry.push((end.max(r.start), r.end));
+                    // The peer's data budget cut the answer short: ask for what fits, so the
+                    // pipelined requests are each answered in full.
+                    if end > start && end > r.start {
+                        self.chunk = (end - start).max(1);
+                    }
+                } else if request.is_some() {
+                    self.chunk = (self.chunk * 2).min(self.config.request_entries.max(1));
                 }
             }
             Received::Stale => {
@@ -544,7 +555,7 @@ impl Replicator {
     }
 
     fn next_range<S: Storage>(&mut self, feed: &Feed<S>, limit: u64) -> Option<(u64, u64)> {
-        let chunk = self.config.request_entries.max(1);
+        let chunk = self.chunk;
         for range in self.retry.iter_mut() {
             while range.0 < range.1 && feed.has(range.0).unwrap_or(false) {
                 range.0 += 1;

@@ -20,6 +20,9 @@ const FEEDS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("feeds");
 /// Feeds this node writes: discovery key → the writer's secret seed.
 const WRITERS: TableDefinition<FeedId, FeedId> = TableDefinition::new("writers");
 
+/// Bytes of database pages a node keeps in memory.
+const CACHE_BYTES: usize = 16 << 20;
+
 fn err(e: impl Into<redb::Error>) -> StoreError {
     StoreError(Box::new(e.into()))
 }
@@ -33,7 +36,8 @@ pub struct Db {
 impl Db {
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(err)?;
+        // redb caches up to 1 GiB by default; a node needs far less to stay fast.
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;
         {
             tx.open_table(ENTRIES).map_err(err)?;
