@@ -134,7 +134,7 @@ fn main() {
         NodeThread::spawn(config(&root.join("live-reader"), false, vec![writer.addr.unwrap()]), vec![live_key])
             .unwrap();
     writer.append(&live_key, vec![b"warm up".to_vec()]).unwrap();
-    while !reader.lengths(&live_key).unwrap().is_some_and(|(_, c)| c >= 1) {
+    while reader.lengths(&live_key).unwrap().is_none_or(|(_, c)| c < 1) {
         std::thread::sleep(Duration::from_millis(1));
     }
     while reader.events.try_recv().is_ok() {}
