@@ -10,8 +10,15 @@ use std::sync::Arc;
 
 type FeedId<'a> = &'a [u8; 32];
 
-const ENTRIES: TableDefinition<(FeedId, u64), &[u8]> = TableDefinition::new("entries");
-const NODES: TableDefinition<(FeedId, u64), FeedId> = TableDefinition::new("nodes");
+/// Each feed's entries and tree nodes live in tables of their own, keyed by index: short keys,
+/// and one feed's rows stay together on disk.
+fn entries_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+fn nodes_table(name: &str) -> TableDefinition<'_, u64, &'static [u8; 32]> {
+    TableDefinition::new(name)
+}
 const HEADS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("heads");
 const FORKS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("forks");
 const CONTIGUOUS: TableDefinition<FeedId, u64> = TableDefinition::new("contiguous");
@@ -40,8 +47,6 @@ impl Db {
         let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;
         {
-            tx.open_table(ENTRIES).map_err(err)?;
-            tx.open_table(NODES).map_err(err)?;
             tx.open_table(HEADS).map_err(err)?;
             tx.open_table(FORKS).map_err(err)?;
             tx.open_table(CONTIGUOUS).map_err(err)?;
@@ -59,10 +64,19 @@ impl Db {
         let mut material = [0u8; 64];
         material[..32].copy_from_slice(key.channel());
         material[32..].copy_from_slice(key.writer().as_bytes());
+        let store = RedbStore {
+            db: self.db.clone(),
+            id,
+            sync,
+            entries: format!("entries-{}", hex::encode(id)),
+            nodes: format!("nodes-{}", hex::encode(id)),
+        };
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
+        tx.open_table(entries_table(&store.entries)).map_err(err)?;
+        tx.open_table(nodes_table(&store.nodes)).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(RedbStore { db: self.db.clone(), id, sync })
+        Ok(store)
     }
 
     /// Remember the secret of a feed we write.
@@ -113,6 +127,8 @@ pub struct RedbStore {
     db: Arc<Database>,
     id: [u8; 32],
     sync: bool,
+    entries: String,
+    nodes: String,
 }
 
 impl Storage for RedbStore {
@@ -136,14 +152,14 @@ impl Storage for RedbStore {
 
     fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(ENTRIES).map_err(err)?;
-        Ok(table.get((&self.id, index)).map_err(err)?.map(|v| Bytes::copy_from_slice(v.value())))
+        let table = tx.open_table(entries_table(&self.entries)).map_err(err)?;
+        Ok(table.get(index).map_err(err)?.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     fn node(&self, index: u64) -> Result<Option<Hash>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(NODES).map_err(err)?;
-        Ok(table.get((&self.id, index)).map_err(err)?.map(|v| Hash(*v.value())))
+        let table = tx.open_table(nodes_table(&self.nodes)).map_err(err)?;
+        Ok(table.get(index).map_err(err)?.map(|v| Hash(*v.value())))
     }
 
     fn contiguous(&self) -> Result<u64, StoreError> {
@@ -157,22 +173,22 @@ impl Storage for RedbStore {
         let durability = if self.sync { Durability::Immediate } else { Durability::None };
         tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
         {
-            let mut entries = tx.open_table(ENTRIES).map_err(err)?;
+            let mut entries = tx.open_table(entries_table(&self.entries)).map_err(err)?;
             for (index, entry) in &batch.entries {
-                entries.insert((&self.id, *index), &entry[..]).map_err(err)?;
+                entries.insert(*index, &entry[..]).map_err(err)?;
             }
             let mut contiguous_table = tx.open_table(CONTIGUOUS).map_err(err)?;
             let mut contiguous = contiguous_table.get(&self.id).map_err(err)?.map_or(0, |v| v.value());
             let start = contiguous;
-            while entries.get((&self.id, contiguous)).map_err(err)?.is_some() {
+            while entries.get(contiguous).map_err(err)?.is_some() {
                 contiguous += 1;
             }
             if contiguous != start {
                 contiguous_table.insert(&self.id, contiguous).map_err(err)?;
             }
-            let mut nodes = tx.open_table(NODES).map_err(err)?;
+            let mut nodes = tx.open_table(nodes_table(&self.nodes)).map_err(err)?;
             for (index, hash) in &batch.nodes {
-                nodes.insert((&self.id, *index), &hash.0).map_err(err)?;
+                nodes.insert(*index, &hash.0).map_err(err)?;
             }
             if let Some(head) = &batch.head {
                 let bytes = postcard::to_allocvec(head).expect("a Vec cannot fail");
