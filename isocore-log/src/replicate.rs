@@ -250,8 +250,10 @@ pub struct Replicator {
     /// The peer has verified at least this length.
     peer_length: u64,
     peer_subscribed: bool,
-    /// The peer refused an upgrade; wait for its next announcement.
+    /// The peer refused an upgrade; wait for its next announcement or the pause to end.
     upgrade_refused: bool,
+    /// After a refusal, no requests to this peer before this time.
+    backoff_until: Duration,
     inflight: Vec<Inflight>,
     next_id: u64,
     /// Entries below this were requested, are held or are not wanted (except `retry`).
@@ -284,6 +286,7 @@ impl Replicator {
             peer_length: 0,
             peer_subscribed: false,
             upgrade_refused: false,
+            backoff_until: Duration::ZERO,
             inflight: Vec::new(),
             next_id: 1,
             cursor: 0,
@@ -302,6 +305,9 @@ impl Replicator {
 
     /// Open replication: announce our head and, if live, subscribe.
     pub fn start<S: Storage>(&mut self, feed: &Feed<S>, now: Duration) {
+        // Always announce once, even to a peer that is ahead: comparing heads is how a fork
+        // between two replicas is found.
+        self.send_have = feed.head().is_some();
         if self.config.live {
             self.queue(&Message::Subscribe);
         }
@@ -340,7 +346,9 @@ impl Replicator {
     fn needs_have<S: Storage>(&self, feed: &Feed<S>) -> bool {
         feed.head().is_some()
             && (self.send_have
-                || feed.len() > self.told_length.max(self.peer_length)
+                // Announce every new head the peer has not seen, even to a peer that is ahead:
+                // comparing heads is how a fork between replicas comes to light.
+                || (feed.len() > self.told_length && self.peer_head.as_ref() != feed.head())
                 // A peer that holds as much as we do has no use for our prefix.
                 || feed.contiguous_len() > self.told_contiguous.max(self.peer_contiguous))
     }
@@ -388,13 +396,15 @@ impl Replicator {
             }
             Message::NoData { id } => {
                 if let Some(request) = self.take_inflight(id) {
+                    // The peer cannot serve it now (it may be behind us, or lack a node): ask
+                    // again after a pause, or sooner if it announces something new.
                     if request.upgrade {
                         self.upgrade_refused = true;
                     }
                     if request.start < request.end {
-                        self.peer_contiguous = self.peer_contiguous.min(request.start);
                         self.retry.push((request.start, request.end));
                     }
+                    self.backoff_until = now + self.config.request_timeout / 10;
                 }
             }
             Message::Subscribe => {
@@ -447,6 +457,7 @@ impl Replicator {
         // The peer's own word on its length replaces what we assumed from our pushes.
         self.peer_length = head.length;
         self.upgrade_refused = false;
+        self.backoff_until = Duration::ZERO;
         self.events.push_back(Event::PeerHead { length: head.length });
         if self.peer_subscribed && feed.len() > self.peer_length {
             self.push_base.get_or_insert(self.peer_length);
@@ -530,6 +541,14 @@ impl Replicator {
             return;
         }
         let Some(peer) = self.peer_head else { return };
+        if now < self.backoff_until {
+            return;
+        }
+        if self.backoff_until > Duration::ZERO {
+            // The pause after a refusal is over: try again.
+            self.backoff_until = Duration::ZERO;
+            self.upgrade_refused = false;
+        }
         let ours = feed.len();
         let following = self.config.live || self.config.download != Download::None;
         let upgrading = self.inflight.iter().any(|r| r.upgrade);
@@ -670,7 +689,8 @@ impl Replicator {
     /// When [`Replicator::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.inflight.iter().map(|r| r.deadline).min()
+        let waiting = (!self.retry.is_empty() || self.upgrade_refused) && self.backoff_until > Duration::ZERO;
+        self.inflight.iter().map(|r| r.deadline).chain(waiting.then_some(self.backoff_until)).min()
     }
 
     /// Give up on requests whose deadline passed, and ask again.

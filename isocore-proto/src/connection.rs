@@ -975,9 +975,13 @@ impl Connection {
                 if now >= self.last_received + self.config.idle_timeout {
                     self.phase = Phase::Closed;
                     self.events.push_back(Event::Closed(ConnectionError::IdleTimeout));
-                } else if now >= self.last_sent + self.config.keepalive && self.control.is_empty() {
-                    self.ping_nonce += 1;
-                    self.queue_control(&Message::Ping { nonce: self.ping_nonce });
+                } else if now >= self.last_sent + self.config.keepalive {
+                    // Something queued will go out anyway; otherwise send a ping. Either way
+                    // the keepalive timer moves on.
+                    if self.control.is_empty() {
+                        self.ping_nonce += 1;
+                        self.queue_control(&Message::Ping { nonce: self.ping_nonce });
+                    }
                     self.last_sent = now;
                 }
             }
