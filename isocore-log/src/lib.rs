@@ -34,4 +34,5 @@ pub use replicate::{Config, Download, Event, RemoteError, ReplicationError, Repl
 pub use store::{MemoryStore, Storage, StoreError, WriteBatch};
 pub use wire::{
     DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_LEN, MAX_MESSAGE_LEN, MAX_PROOF_NODES, Message, decode_canonical,
+    encode_into,
 };

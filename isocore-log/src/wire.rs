@@ -123,8 +123,7 @@ impl core::error::Error for DecodeError {}
 impl<'a> Message<'a> {
     /// Append the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let taken = core::mem::take(out);
-        *out = postcard::to_extend(self, taken).expect("writing to a Vec cannot fail");
+        encode_into(self, out);
     }
 
     /// The encoding as a new vector.
@@ -160,6 +159,12 @@ impl<'a> Message<'a> {
         };
         ok.then_some(()).ok_or(DecodeError::OutOfBounds)
     }
+}
+
+/// Append the postcard encoding of `value` to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let taken = core::mem::take(out);
+    *out = postcard::to_extend(value, taken).expect("writing to a Vec cannot fail");
 }
 
 /// Decode a postcard value strictly: at most `max_len` bytes (checked first), no trailing

@@ -7,7 +7,6 @@ use ed25519_dalek::SigningKey;
 use isocore_log::hash::{leaf_hash, parent_hash};
 use isocore_log::{Feed, FeedKey, ForkProof, Hash, MemoryStore, Message, RangeProof, SignedHead, tree};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 /// Entry `i` of every vector feed: `i % 7 * 11` bytes, byte `j` = `(i + 3j) mod 251`.
 /// Lengths cross 0, short and multi-block BLAKE3 inputs.
@@ -576,20 +575,8 @@ fn message_vectors() -> Value {
 }
 
 fn check(name: &str, value: Value) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/log");
-    let path = dir.join(name);
-    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
-    if std::env::var_os("ISOCORE_BLESS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        existing == text,
-        "{} is out of date; regenerate with `ISOCORE_BLESS=1 cargo test -p isocore-log --test vectors`",
-        path.display()
-    );
+    let json = serde_json::to_string_pretty(&value).unwrap();
+    isocore_conformance::check_vector_file("log", name, &json, "cargo test -p isocore-log --test vectors");
 }
 
 #[test]

@@ -127,8 +127,7 @@ pub enum Message<'a> {
 impl<'a> Message<'a> {
     /// Append the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let taken = core::mem::take(out);
-        *out = postcard::to_extend(self, taken).expect("writing to a Vec cannot fail");
+        isocore_log::encode_into(self, out);
     }
 
     /// The encoding.

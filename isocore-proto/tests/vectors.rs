@@ -4,7 +4,6 @@
 use isocore_proto::message::Message;
 use isocore_proto::{Connection, ConnectionConfig, Event, HandshakeConfig, Identity, Role};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const T0: Duration = Duration::ZERO;
@@ -155,20 +154,8 @@ fn message_vectors() -> Value {
 }
 
 fn check(name: &str, value: Value) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/proto");
-    let path = dir.join(name);
-    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
-    if std::env::var_os("ISOCORE_BLESS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        existing == text,
-        "{} is out of date; regenerate with `ISOCORE_BLESS=1 cargo test -p isocore-proto --test vectors`",
-        path.display()
-    );
+    let json = serde_json::to_string_pretty(&value).unwrap();
+    isocore_conformance::check_vector_file("proto", name, &json, "cargo test -p isocore-proto --test vectors");
 }
 
 #[test]
