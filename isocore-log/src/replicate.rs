@@ -329,6 +329,25 @@ impl Replicator {
         self.peer_head.as_ref()
     }
 
+    /// A one-line summary of the machine's state, for debugging.
+    #[doc(hidden)]
+    pub fn debug_state(&self) -> String {
+        format!(
+            "peer_head={:?} peer_contiguous={} peer_length={} subscribed={} inflight={:?} retry={:?} cursor={} chunk={} backoff={:?} refused={} pending={}",
+            self.peer_head.map(|h| h.length),
+            self.peer_contiguous,
+            self.peer_length,
+            self.peer_subscribed,
+            self.inflight.iter().map(|r| (r.start, r.end, r.upgrade)).collect::<Vec<_>>(),
+            self.retry,
+            self.cursor,
+            self.chunk,
+            self.backoff_until,
+            self.upgrade_refused,
+            self.pending.len()
+        )
+    }
+
     /// Requests sent and not yet answered.
     pub fn inflight(&self) -> usize {
         self.inflight.len()
@@ -544,11 +563,6 @@ impl Replicator {
         if now < self.backoff_until {
             return;
         }
-        if self.backoff_until > Duration::ZERO {
-            // The pause after a refusal is over: try again.
-            self.backoff_until = Duration::ZERO;
-            self.upgrade_refused = false;
-        }
         let ours = feed.len();
         let following = self.config.live || self.config.download != Download::None;
         let upgrading = self.inflight.iter().any(|r| r.upgrade);
@@ -591,7 +605,13 @@ impl Replicator {
             }
             return Some((s, end));
         }
-        let mut start = self.cursor.max(feed.contiguous_len());
+        // With nothing outstanding, anything missing below the cursor was lost on the way (an
+        // answer from a peer that has since gone): scan again from the first hole.
+        let mut start = if self.inflight.is_empty() && self.retry.is_empty() {
+            feed.contiguous_len()
+        } else {
+            self.cursor.max(feed.contiguous_len())
+        };
         loop {
             start = self.wanted(start)?;
             if start >= limit {
@@ -695,6 +715,11 @@ impl Replicator {
 
     /// Give up on requests whose deadline passed, and ask again.
     pub fn handle_timeout<S: Storage>(&mut self, feed: &Feed<S>, now: Duration) {
+        if self.backoff_until > Duration::ZERO && self.backoff_until <= now {
+            // The pause after a refusal is over: try again.
+            self.backoff_until = Duration::ZERO;
+            self.upgrade_refused = false;
+        }
         let mut expired = Vec::new();
         self.inflight.retain(|r| {
             let keep = r.deadline > now;

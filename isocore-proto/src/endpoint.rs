@@ -162,6 +162,18 @@ impl<S: Storage> Endpoint<S> {
         self.links.get(&connection).is_some_and(|l| !l.connection.is_closed())
     }
 
+    /// One line per replication stream, for debugging.
+    #[doc(hidden)]
+    pub fn debug_streams(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (h, l) in &self.links {
+            for (s, (_, r)) in &l.streams {
+                out.push(format!("{h:?} stream {s} open={} {}", !l.connection.is_closed(), r.debug_state()));
+            }
+        }
+        out
+    }
+
     /// Connections currently held.
     pub fn connections(&self) -> impl Iterator<Item = (ConnectionHandle, Option<PeerId>)> + '_ {
         self.links.iter().map(|(h, l)| (*h, l.connection.peer()))

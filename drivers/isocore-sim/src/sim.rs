@@ -735,6 +735,9 @@ impl Sim {
                     st.contiguous().ok(),
                     st.fork_proof().ok().flatten().is_some()
                 );
+                for line in n.endpoint.as_ref().map(|e| e.debug_streams()).unwrap_or_default() {
+                    eprintln!("    {line}");
+                }
             }
             for l in &self.links {
                 let open = l.handles.map(|(ha, hb)| {
