@@ -183,8 +183,18 @@ fn run(command: Command, data: PathBuf) -> Result<()> {
             let node = NodeThread::spawn(config, vec![key])?;
             let mut printed = node.lengths(&key)?.map_or(0, |(_, c)| c);
             let mut out = std::io::stdout();
+            // A long download shows its progress on a terminal (stderr, so output stays clean).
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut shown = false;
             while let Ok((event, _)) = node.events.recv() {
-                if let EndpointEvent::FeedUpdated { contiguous, .. } = event {
+                if let EndpointEvent::FeedUpdated { contiguous, length, .. } = event {
+                    if progress && length > contiguous + 1000 {
+                        eprint!("\r{contiguous}/{length} entries ({:.0}%)", contiguous as f64 * 100.0 / length as f64);
+                        shown = true;
+                    } else if shown {
+                        eprintln!("\r{contiguous}/{length} entries, caught up");
+                        shown = false;
+                    }
                     while printed < contiguous {
                         if let Some(e) = node.get(&key, printed)? {
                             writeln!(out, "{printed}\t{}", String::from_utf8_lossy(&e))?;

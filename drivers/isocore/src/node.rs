@@ -265,12 +265,22 @@ impl Node {
 
     /// Serve one TCP connection until it ends.
     pub async fn serve_connection(self: Rc<Self>, stream: TcpStream, role: Role) {
+        let _ = stream.set_nodelay(true);
+        self.serve_transport(stream.clone(), role).await;
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Serve one connection over any reliable, ordered byte stream (TCP, a WebSocket adapter,
+    /// an in-memory pipe): the transport is only something to read from and write to.
+    pub async fn serve_transport<T>(self: Rc<Self>, stream: T, role: Role)
+    where
+        T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Unpin + 'static,
+    {
         if *self.connections.borrow() >= self.config.max_connections {
             tracing::warn!("connection refused: at the limit of {}", self.config.max_connections);
             return;
         }
         *self.connections.borrow_mut() += 1;
-        let _ = stream.set_nodelay(true);
         let handle = self.endpoint.borrow_mut().connect(role, random_seed(), self.now());
         let reader = {
             let node = self.clone();
@@ -323,7 +333,6 @@ impl Node {
             }
         };
         futures_lite::future::or(reader, writer).await;
-        let _ = stream.shutdown(std::net::Shutdown::Both);
         self.endpoint.borrow_mut().close(handle, "connection ended");
         self.endpoint.borrow_mut().remove_closed();
         *self.connections.borrow_mut() -= 1;
