@@ -109,6 +109,16 @@ fn main() {
         100_000.0 / t.elapsed().as_secs_f64()
     };
     let small_disk = dir_bytes(&small_dir);
+    let batch_nofsync_rate = {
+        let dir = root.join("batch-nofsync");
+        let (key, signer) = writer_dir(&dir, 5);
+        let mut feed = open_feed(&dir, &key, false);
+        let t = Instant::now();
+        for _ in 0..100 {
+            feed.append(&signer, (0..1000).map(|_| small.clone())).unwrap();
+        }
+        100_000.0 / t.elapsed().as_secs_f64()
+    };
 
     // 2000 x 64 KiB, one per call, durable.
     let large_dir = root.join("large");
@@ -165,6 +175,7 @@ fn main() {
     println!("append 64 B single, durable:          {:>12.0} entries/s", singles[0]);
     println!("append 64 B single, no fsync:         {:>12.0} entries/s", singles[1]);
     println!("append 64 B, batches of 1000:         {batch_rate:>12.0} entries/s");
+    println!("append 64 B, batches of 1000, no fsync:{batch_nofsync_rate:>11.0} entries/s");
     println!("append 64 KiB single, durable:        {large_mb_s:>12.1} MB/s");
     println!("download 100k x 64 B over TCP:        {small_download:>12.0} entries/s");
     println!("download 2000 x 64 KiB over TCP:      {:>12.1} MB/s", large_download * 65536.0 / 1e6);
@@ -181,7 +192,7 @@ fn main() {
     println!("peak RSS (whole process, all nodes):  {rss:>12.1} MB");
     println!("bytes on disk, 100k x 64 B writer:    {small_disk:>12}  reader: {small_reader_disk}");
     println!(
-        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk}}}",
+        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_batch1000_nofsync_per_s\":{batch_nofsync_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk}}}",
         singles[0],
         singles[1],
         large_download * 65536.0 / 1e6,
