@@ -103,7 +103,9 @@ fn main() {
     let mut rows = Vec::new();
     for (sc, rxs) in &runs {
         for &rx in rxs.iter() {
+            let t = Instant::now();
             let r = run(sc, rx);
+            eprintln!("{} {rx:?}: {:.1} s", sc.name, t.elapsed().as_secs_f64());
             let verify_ns = if rx == Receiver::Iso { check_ns } else { 52_000.0 };
             let cpu = r.stamps_per_s * verify_ns / 1e9 * 100.0;
             println!(

@@ -47,10 +47,14 @@ pub const SLEW_UP: u64 = 8;
 pub const CONG_STEP: (u64, u64) = (5, 4);
 /// A stamp counts for at most this many times `max(price, p_start)` of paid work.
 pub const ACCT_CAP: u64 = 16;
+/// A tick counts at most this many times the stamps its measured capacity could serve, so
+/// work banked and released in a burst moves the price no faster than paid congestion.
+pub const BURST_CAP: f64 = 8.0;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Slot {
     paid: u64,
+    stamps: u64,
     served: u64,
     busy: Duration,
     solicited: u64,
@@ -113,7 +117,11 @@ impl Controller {
 
     /// A verified stamp of `effort` arrived.
     pub fn on_paid(&mut self, effort: u32) {
-        self.slot.paid += self.accounted(effort);
+        let cap = BURST_CAP * self.capacity * self.cfg.tick.as_secs_f64();
+        if (self.slot.stamps as f64) < cap.max(1.0) {
+            self.slot.stamps += 1;
+            self.slot.paid += self.accounted(effort);
+        }
     }
 
     /// A message left the queue for service after waiting `sojourn`. Only paying messages

@@ -60,8 +60,9 @@ pub enum Strategy {
     Invalid { f: f64, rate: f64 },
     /// `Follow(f)` plus `rate` per second of replays of its own admitted stamps.
     Replay { f: f64, rate: f64 },
-    /// Solve all epoch long at `f` × the last non-zero price, send everything in the first
-    /// millisecond of the next epoch (stamps of the previous epoch are still valid).
+    /// Follow with half the compute; with the other half bank stamps at `f` × the price all
+    /// epoch long and release them at full bandwidth when the next epoch starts, where stamps
+    /// of the previous epoch are still valid.
     Precompute { f: f64 },
 }
 
@@ -640,7 +641,7 @@ pub fn run(sc: &Scenario, rx: Receiver) -> Report {
     let (mut sol_sent, mut sol_served, mut sol_lat) = (0u64, 0u64, Vec::new());
     let (mut budget, mut bandwidth, mut side) = (0.0f64, 0.0f64, 0.0f64);
     let mut stockpile = 0.0f64;
-    let mut last_price = 0u32;
+    let (mut stock, mut release, mut stock_epoch) = (Vec::new(), Vec::<(u32, u32)>::new(), 0u32);
     let mut replayable: Vec<(u64, u32, u32)> = Vec::new();
     let mut out = Vec::new();
     let mut prices = Vec::new();
@@ -764,9 +765,6 @@ pub fn run(sc: &Scenario, rx: Receiver) -> Report {
         // Attackers learn the price at once (pessimistic for the defender), including the
         // floor a `Busy` would quote, so they never waste messages the node refuses for free.
         let price = node.price().max(node.busy_floor());
-        if price > 0 {
-            last_price = price;
-        }
         let active = now >= a0
             && now < a1
             && match sc.strategy {
@@ -830,18 +828,32 @@ pub fn run(sc: &Scenario, rx: Receiver) -> Report {
                     }
                 }
                 Strategy::Precompute { f } => {
-                    stockpile += c_a / 1000.0;
-                    let epoch_ms = sc.epoch_s * 1000;
-                    if now % epoch_ms == 1 && now > a0 + 1 {
-                        let effort = ((f * f64::from(last_price.max(sc.p_start))).ceil() as u32).max(1);
-                        let n = (stockpile / f64::from(effort)) as u64;
-                        stockpile = 0.0;
-                        let epoch = node.epoch().saturating_sub(1);
-                        for _ in 0..n {
-                            let tag = ids.next + 1;
-                            emit(&mut ids, now, effort, 1, false, Some((tag, epoch)), node.as_mut(), &mut out);
-                        }
+                    // Half the compute follows the price; the other half banks stamps for the
+                    // current epoch and releases them, at full bandwidth, when the next one
+                    // starts (they are still valid there).
+                    let epoch = node.epoch();
+                    if epoch != stock_epoch {
+                        release = std::mem::take(&mut stock).into_iter().map(|e| (e, stock_epoch)).collect();
+                        stock_epoch = epoch;
                     }
+                    let mut sent = 0.0;
+                    while bandwidth >= 1.0 {
+                        let Some((e, ep)) = release.pop() else { break };
+                        let tag = ids.next + 1;
+                        emit(&mut ids, now, e, 1, false, Some((tag, ep)), node.as_mut(), &mut out);
+                        bandwidth -= 1.0;
+                        sent += 1.0;
+                    }
+                    let _ = sent;
+                    stockpile += 0.5 * c_a / 1000.0;
+                    let effort = ((f * f64::from(price)).ceil() as u32).max(1);
+                    while stockpile >= f64::from(effort) {
+                        stockpile -= f64::from(effort);
+                        stock.push(effort);
+                    }
+                    budget -= 0.5 * c_a / 1000.0;
+                    let (e, n) = follow(f, &mut budget, &mut bandwidth);
+                    emit(&mut ids, now, e, n, false, None, node.as_mut(), &mut out);
                 }
             }
         }
