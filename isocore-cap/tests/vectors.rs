@@ -303,7 +303,8 @@ fn sessions() -> Value {
     let good = prove_possession(&w.bob, &h1, &head);
     use ed25519_dalek::Signer;
     let link_ctx = w.bob.sign(&[context::LINK_SIG, &h1, &head.0].concat()).to_bytes();
-    let cases: Vec<(&str, &[&str], [u8; 32], [u8; 32], [u8; 64], bool)> = vec![
+    type SessionCase<'a> = (&'a str, &'a [&'a str], [u8; 32], [u8; 32], [u8; 64], bool);
+    let cases: Vec<SessionCase<'_>> = vec![
         ("the holder's proof for this session", &[], h1, pk(&w.bob), good, true),
         ("the same proof replayed into another session", &["Replay"], [2; 32], pk(&w.bob), good, false),
         ("a proof by someone else", &["Forged"], h1, pk(&w.alice), good, false),
