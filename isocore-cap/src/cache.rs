@@ -7,6 +7,7 @@
 use crate::LinkId;
 use crate::chain::UnverifiedChain;
 use crate::error::Refused;
+use crate::revoke::Version;
 use crate::scope::Capability;
 use crate::verify::{Context, verify_with};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -115,7 +116,7 @@ struct Bucket {
 #[derive(Clone, Debug)]
 struct Cached {
     cap: Capability,
-    generation: u64,
+    checked: Version,
 }
 
 /// Counters for tests and metrics.
@@ -156,8 +157,9 @@ impl Verifier {
         Verifier {
             config,
             keys: KeyCache::new(config.keys),
-            chains: Bounded::new(config.chains),
-            heads: Bounded::new(config.chains),
+            // At least one entry, so that a fresh verdict can be returned by reference.
+            chains: Bounded::new(config.chains.max(1)),
+            heads: Bounded::new(config.chains.max(1)),
             failed: Bounded::new(config.failures),
             budgets: Bounded::new(config.peers),
             stats: VerifierStats::default(),
@@ -196,9 +198,8 @@ impl Verifier {
         match verdict {
             Ok(cap) => {
                 self.heads.insert(*cap.head(), digest);
-                self.chains.insert(digest, Cached { cap, generation: ctx.revocations.generation() });
-                // With a zero-sized cache there is nothing to return a reference into.
-                self.chains.map.get(&digest).map(|c| &c.cap).ok_or(Refused::OverBudget)
+                self.chains.insert(digest, Cached { cap, checked: ctx.revocations.version() });
+                Ok(&self.chains.map.get(&digest).expect("just inserted").cap)
             }
             Err(e) => {
                 if permanent(&e) {
@@ -221,9 +222,9 @@ impl Verifier {
     }
 
     fn recheck(&mut self, digest: [u8; 32], ctx: &Context<'_>) -> Result<&Capability, Refused> {
-        let generation = ctx.revocations.generation();
+        let version = ctx.revocations.version();
         let cached = self.chains.map.get(&digest).expect("present");
-        if cached.generation != generation {
+        if cached.checked != version {
             let cap = &cached.cap;
             if let Some((i, watermark)) = ctx.revocations.find(cap.root.subject(), &cap.issuers, &cap.links) {
                 let e = Refused::Revoked { link: i as u8 + 1, watermark };
@@ -235,7 +236,7 @@ impl Verifier {
             }
         }
         let cached = self.chains.map.get_mut(&digest).expect("present");
-        cached.generation = generation;
+        cached.checked = version;
         cached.cap.scope.window.check(ctx.now, ctx.skew)?;
         Ok(&cached.cap)
     }

@@ -119,8 +119,9 @@ impl ReplayGuard {
         ReplayGuard { executor, max_lifetime, max_entries, by_expiry: BTreeSet::new(), seen: BTreeSet::new() }
     }
 
-    /// Checks invocation `bytes` against the verified capability it names: addressed here,
-    /// covered by the capability, alive, signed by its holder, and not seen before.
+    /// Checks invocation `bytes` against the verified capability it names: still valid now
+    /// and unrevoked, addressed here, covered by the capability, alive, signed by its holder,
+    /// and not seen before.
     pub fn check(
         &mut self,
         bytes: &[u8],
@@ -129,6 +130,10 @@ impl ReplayGuard {
         ctx: &Context<'_>,
     ) -> Result<Invocation, Refused> {
         let (inv, body, signature) = Invocation::decode(bytes)?;
+        cap.scope.window.check(ctx.now, ctx.skew)?;
+        if let Some((i, watermark)) = ctx.revocations.find(cap.root.subject(), &cap.issuers, &cap.links) {
+            return Err(Refused::Revoked { link: i as u8 + 1, watermark });
+        }
         if inv.head != *cap.head() || inv.executor != self.executor || *cap.root() != Root::Node(self.executor) {
             return Err(Refused::WrongTarget);
         }

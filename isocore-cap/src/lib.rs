@@ -88,7 +88,7 @@ pub use chain::{
 pub use error::{DecodeError, Dimension, Refused};
 pub use invoke::{Invocation, MAX_INVOCATION_LEN, MAX_LIFETIME, ReplayGuard};
 pub use ladder::{ContentKey, EpochKeys, ReadSeed, RootSeed, WriteSeed, component_id, component_key, interface_id};
-pub use revoke::{MAX_REVOCATION_LEN, Revocation, RevocationSet};
+pub use revoke::{MAX_REVOCATION_LEN, Revocation, RevocationSet, Version};
 pub use scope::{
     Access, Capability, InvokeScope, KeyRange, MAX_COMPONENT_LEN, MAX_LINKS, MAX_PATH_COMPONENTS, Mode, Path, Scope,
     Window,

@@ -79,12 +79,23 @@ fn signed_message(body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// The revocations a verifier knows: grow-only, with a generation that changes whenever a
+/// Identifies what a [`RevocationSet`] holds: the number of records and an order-free digest
+/// of them. Caches keep the version they last checked against and look again when it
+/// differs, so a cache used with several sets never mistakes one for another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// Records held.
+    pub count: u64,
+    /// XOR of the BLAKE3 hashes of the records' bytes.
+    pub digest: [u8; 32],
+}
+
+/// The revocations a verifier knows: grow-only, with a [`Version`] that changes whenever a
 /// new record is added (so caches know to look again).
 #[derive(Clone, Debug, Default)]
 pub struct RevocationSet {
     by_target: BTreeMap<LinkId, Vec<Revocation>>,
-    generation: u64,
+    version: Version,
 }
 
 impl RevocationSet {
@@ -104,13 +115,21 @@ impl RevocationSet {
             return Ok(false);
         }
         records.push(record);
-        self.generation += 1;
+        self.version.count += 1;
+        for (d, h) in self.version.digest.iter_mut().zip(blake3::hash(bytes).as_bytes()) {
+            *d ^= h;
+        }
         Ok(true)
     }
 
     /// Changes whenever a record is added.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Number of records added so far.
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.version.count
     }
 
     /// Number of records held.

@@ -23,7 +23,8 @@ pub enum Mode {
     Read = 1,
     /// Also append.
     Write = 2,
-    /// Also grant, revoke and rotate epochs for the whole channel.
+    /// Also grant for the whole channel. (Revoking a grant takes the channel root key or
+    /// an issuer at or above it in the grant's chain, `spec/cap.md` §8.)
     Admin = 3,
 }
 

@@ -6,6 +6,7 @@
 //! replay of the messages that cite the handle.
 
 use crate::error::Refused;
+use crate::revoke::Version;
 use crate::scope::{Access, Capability};
 use crate::verify::Context;
 use crate::{LinkId, Verifier, context};
@@ -56,7 +57,7 @@ impl Handle {
 #[derive(Clone, Debug)]
 struct Slot {
     generation: u32,
-    bound: Option<(Capability, u64)>,
+    bound: Option<(Capability, Version)>,
 }
 
 /// The capabilities one peer has bound in one session.
@@ -75,7 +76,9 @@ impl SessionCaps {
     }
 
     /// Verifies `chain` (through `verifier`'s caches) and the holder's `proof` for this
-    /// session, and returns a handle to cite it by.
+    /// session, and returns a handle to cite it by. `peer` pays for a cold verification; the
+    /// holder need not be the peer's identity key (a component key holds for its component),
+    /// and a caller that requires it compares [`Capability::holder`] itself.
     pub fn bind(
         &mut self,
         verifier: &mut Verifier,
@@ -88,7 +91,7 @@ impl SessionCaps {
         let key = verifier.keys().get(cap.holder()).ok_or(Refused::BadProof)?;
         key.verify_strict(&proof_message(&self.handshake_hash, cap.head()), &Signature::from_bytes(proof))
             .map_err(|_| Refused::BadProof)?;
-        let entry = Some((cap, ctx.revocations.generation()));
+        let entry = Some((cap, ctx.revocations.version()));
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.bound = entry;
@@ -105,24 +108,24 @@ impl SessionCaps {
     /// index, a generation compare, the window, and (only if revocations changed) ≤ 8
     /// lookups.
     pub fn check(&mut self, handle: Handle, access: &Access<'_>, ctx: &Context<'_>) -> Result<&Capability, Refused> {
-        let generation = ctx.revocations.generation();
+        let version = ctx.revocations.version();
         let Some((cap, seen)) = self.bound(handle) else {
             return Err(Refused::UnknownHandle);
         };
-        if *seen != generation
+        if *seen != version
             && let Some((i, watermark)) = ctx.revocations.find(cap.root.subject(), &cap.issuers, &cap.links)
         {
             self.release(handle);
             return Err(Refused::Revoked { link: i as u8 + 1, watermark });
         }
         let (cap, seen) = self.bound(handle).expect("still bound");
-        *seen = generation;
+        *seen = version;
         cap.scope.window.check(ctx.now, ctx.skew)?;
         cap.permits(access)?;
         Ok(cap)
     }
 
-    fn bound(&mut self, handle: Handle) -> Option<(&Capability, &mut u64)> {
+    fn bound(&mut self, handle: Handle) -> Option<(&Capability, &mut Version)> {
         let slot = self.slots.get_mut(handle.index as usize).filter(|s| s.generation == handle.generation)?;
         slot.bound.as_mut().map(|(cap, generation)| (&*cap, generation))
     }

@@ -50,6 +50,7 @@ chain_cases!(
     ed25519_non_canonical_issuer,
     ed25519_small_order_r,
     ed25519_small_order_channel,
+    ed25519_issuer_y_above_p,
     splice_link_from_other_chain,
     splice_other_channel,
     splice_reordered,
@@ -528,4 +529,24 @@ impl ReadSeedExt for ReadSeed {
     fn read_seed_of_itself(&self) -> [u8; 32] {
         *WriteSeed::from_bytes(*self.as_bytes()).read_seed().as_bytes()
     }
+}
+
+#[test]
+fn a_cache_used_with_two_revocation_sets_never_confuses_them() {
+    let w = World::new();
+    let chain = build(&w.channel(), &signed(&four_links(&w)));
+    let ids = UnverifiedChain::decode(&chain).unwrap().link_ids();
+    // Two sets with the same number of records: one revokes link 2, the other an unrelated id.
+    let mut revoking = RevocationSet::new();
+    revoking.insert(&Revocation::sign(w.owner.channel(), ids[1], 0, &w.alice)).unwrap();
+    let mut unrelated = RevocationSet::new();
+    unrelated.insert(&Revocation::sign(w.owner.channel(), LinkId([1; 32]), 0, &w.alice)).unwrap();
+    assert_eq!(revoking.generation(), unrelated.generation());
+    assert_ne!(revoking.version(), unrelated.version());
+    let mut verifier = Verifier::default();
+    assert!(verifier.verify(&pk(&w.dave), &chain, &w.ctx(&unrelated)).is_ok());
+    assert_eq!(
+        verifier.verify(&pk(&w.dave), &chain, &w.ctx(&revoking)).unwrap_err(),
+        Refused::Revoked { link: 2, watermark: 0 }
+    );
 }

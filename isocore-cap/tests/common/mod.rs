@@ -493,6 +493,22 @@ pub fn cases(w: &World) -> Vec<Case> {
         build(&ch, &[(Sig::By(&w.root_key()), noncanon), (Sig::Raw([0; 64]), body(&w.bob, Mode::Read, 0))]),
         Err(Refused::BadKey { link: 2 }),
     ));
+    // y = p + 3 reduces to y = 3, a point of large order: the key is accepted (as
+    // `spec/cap.md` §7 says, y is taken mod p) and it is the signature that fails.
+    let mut reduced = body(&w.alice, Mode::Write, 3);
+    reduced.audience = {
+        let mut k = [0xff; 32];
+        k[0] = 0xf0;
+        k[31] = 0x7f;
+        k
+    };
+    add(case(
+        "ed25519_issuer_y_above_p",
+        "link 2's issuer key encodes y = p + 3",
+        &["Ed25519"],
+        build(&ch, &[(Sig::By(&w.root_key()), reduced), (Sig::Raw([0; 64]), body(&w.bob, Mode::Read, 0))]),
+        Err(Refused::BadSignature { link: 2 }),
+    ));
     let mut small_r = [0u8; 64];
     small_r[..32].copy_from_slice(&IDENTITY_KEY);
     add(case(
