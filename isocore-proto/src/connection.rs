@@ -5,13 +5,21 @@
 //! [`Connection::handle_input`]; drain [`Connection::poll_transmit`] into the transport;
 //! drain [`Connection::poll_event`]; call [`Connection::handle_timeout`] when
 //! [`Connection::poll_timeout`] passes. Any call may change what the polls return.
+//!
+//! Admission (`spec/proto.md` §10): the connection stamps its own unsolicited messages at the
+//! price the peer advertised and retries them after `Busy`; stamps are solved in
+//! [`Connection::handle_timeout`], at most [`ConnectionConfig::solve_step`] compressions per
+//! call, and while one is pending [`Connection::poll_timeout`] returns a time already reached.
+//! What the peer sends unsolicited arrives with an [`Admit`] for the caller's admission
+//! (`isocore_pow::Admission`), which answers with [`Connection::busy`] when it refuses.
 
 use crate::codec::MAX_MESSAGE_LEN;
 use crate::handshake::{Established, Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
-use crate::message::{MAX_REASON_LEN, Message};
+use crate::message::{MAX_REASON_LEN, Message, Unsolicited, stamp_digest_of_encoded};
 use bytes::Bytes;
 use core::time::Duration;
 use isocore_log::{DecodeError, FeedKey};
+use isocore_pow::{Request, SenderPolicy, Solver, Stamp, StampKey};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Largest Noise message, and so the largest frame body.
@@ -43,6 +51,11 @@ pub struct ConnectionConfig {
     pub max_streams: usize,
     /// Calls from the peer awaiting our answer; more is a violation.
     pub max_incoming_calls: usize,
+    /// How our unsolicited messages are priced, and the effort budget of each before it is
+    /// given up (`spec/pow.md` §9).
+    pub stamp_policy: SenderPolicy,
+    /// Most BLAKE3 compressions one [`Connection::handle_timeout`] spends solving stamps.
+    pub solve_step: u64,
 }
 
 impl Default for ConnectionConfig {
@@ -55,6 +68,9 @@ impl Default for ConnectionConfig {
             connection_window: 4 << 20,
             max_streams: 256,
             max_incoming_calls: 64,
+            // 2^18 units is about 6.7e7 compressions: seconds of one core.
+            stamp_policy: SenderPolicy { margin_quarters: 5, budget: 1 << 18 },
+            solve_step: 1 << 16,
         }
     }
 }
@@ -104,6 +120,15 @@ pub mod stream_code {
     pub const DUPLICATE: u16 = 3;
     /// The replication on the stream failed; see the log error code.
     pub const REPLICATION: u16 = 4;
+    /// The `Open` carried a stamp that is malformed, lacks its work or was used before.
+    pub const BAD_STAMP: u16 = 5;
+}
+
+/// Call failure codes the session itself sends in `Fail` (`spec/proto.md` §9.3). Codes from
+/// `0xff00` up are reserved for the session; applications use the rest.
+pub mod call_code {
+    /// The `Call` carried a stamp that is malformed, lacks its work or was used before.
+    pub const BAD_STAMP: u16 = 0xff00;
 }
 
 /// Why a connection ended.
@@ -198,12 +223,15 @@ pub enum Event {
         handshake_hash: [u8; 32],
     },
     /// The peer wants to replicate the feed with this discovery key on `stream`. Answer with
-    /// [`Connection::accept_stream`] or [`Connection::reject_stream`].
+    /// [`Connection::accept_stream`] or [`Connection::reject_stream`] (or [`Connection::busy`]).
     StreamRequested {
         /// The stream.
         stream: u64,
         /// The feed's discovery key.
         discovery_key: [u8; 32],
+        /// For admission; `None` when we opened a stream of the same feed ourselves, which
+        /// solicits this one.
+        admit: Option<Admit>,
     },
     /// The peer accepted a stream we opened.
     StreamAccepted {
@@ -224,7 +252,8 @@ pub enum Event {
         /// Why (a stream code).
         code: u16,
     },
-    /// The peer calls a method. Answer with [`Connection::reply`] or [`Connection::fail`].
+    /// The peer calls a method. Answer with [`Connection::reply`] or [`Connection::fail_call`]
+    /// (or [`Connection::busy`]).
     Call {
         /// The call.
         id: u64,
@@ -234,6 +263,8 @@ pub enum Event {
         method: String,
         /// Arguments.
         payload: Bytes,
+        /// For admission: a call is always unsolicited.
+        admit: Admit,
     },
     /// The peer withdrew a call.
     CallCancelled {
@@ -256,8 +287,73 @@ pub enum Event {
         /// The reason.
         reason: String,
     },
+    /// The peer kept answering `Busy` to one of our calls or stream opens, and the next stamp
+    /// would overrun the budget ([`ConnectionConfig::stamp_policy`]): the call has failed, or
+    /// the stream is gone.
+    NotAdmitted {
+        /// The message given up.
+        of: Unsolicited,
+        /// Effort units spent on its stamps.
+        spent: u64,
+    },
     /// The connection is over; nothing more will happen.
     Closed(ConnectionError),
+}
+
+/// What admission needs to know of an unsolicited message: pass it to
+/// `isocore_pow::Admission::on_message` as an `Inbound` with `solicit: None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admit {
+    /// The digest the stamp pays for ([`Message::stamp_digest`] in this session).
+    pub digest: [u8; 32],
+    /// The stamp bytes, if any.
+    pub stamp: Option<Bytes>,
+}
+
+/// Admission parameters the peer advertised in its last `Price`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerPrice {
+    /// The peer's epoch.
+    pub epoch: u32,
+    /// Its seed for that epoch.
+    pub seed: [u8; 32],
+    /// Its price in effort units; 0 = dormant.
+    pub price: u32,
+}
+
+/// One of our unsolicited messages that the peer may still answer with `Busy`.
+struct Outgoing {
+    body: Body,
+    request: Request,
+    stamping: Stamping,
+}
+
+/// What is needed to send an unsolicited message again with another stamp.
+enum Body {
+    Open { stream: u64, discovery_key: [u8; 32], proof: [u8; 32] },
+    Call { id: u64, interface: [u8; 32], method: String, payload: Vec<u8> },
+}
+
+impl Body {
+    fn message<'a>(&'a self, stamp: Option<&'a [u8]>) -> Message<'a> {
+        match self {
+            Body::Open { stream, discovery_key, proof } => {
+                Message::Open { stream: *stream, discovery_key: *discovery_key, proof: *proof, stamp }
+            }
+            Body::Call { id, interface, method, payload } => {
+                Message::Call { id: *id, interface: *interface, method, payload, stamp }
+            }
+        }
+    }
+}
+
+enum Stamping {
+    /// On the wire (or queued); an answer or a `Busy` will follow.
+    Sent,
+    /// Needs a stamp, but the peer has not advertised its parameters yet.
+    Waiting { not_before: Duration },
+    /// Being solved; once found, sent no earlier than `not_before` (the `Busy`'s wait).
+    Solving { solver: Box<Solver>, found: Option<Stamp>, not_before: Duration },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -293,6 +389,18 @@ enum Phase {
 
 struct Session {
     established: Established,
+}
+
+/// `Request::new` reads only the price; the rest is what stamping uses, kept apart.
+fn advertised(price: u32) -> isocore_pow::Params {
+    isocore_pow::Params {
+        ver_alg: isocore_pow::stamp::VER_ALG_V1,
+        epoch: 0,
+        seed: [0; 32],
+        epoch_ends_in: Duration::ZERO,
+        price,
+        p_start: 0,
+    }
 }
 
 /// Discovery proof: shows the opener knows the feed key, bound to this session and stream.
@@ -339,6 +447,15 @@ pub struct Connection {
     ping_nonce: u64,
     /// Set once a Close is queued: send it, then stop.
     closing: Option<ConnectionError>,
+    me: PeerId,
+    /// The latest time passed in.
+    now: Duration,
+    peer_price: Option<PeerPrice>,
+    outgoing: BTreeMap<Unsolicited, Outgoing>,
+    /// Start nonce of the next solver; stepped so no two stamps of a session start alike.
+    next_nonce: u64,
+    stamps_sent: u64,
+    busy_received: u64,
 }
 
 impl Connection {
@@ -370,8 +487,36 @@ impl Connection {
             last_sent: now,
             ping_nonce: 0,
             closing: None,
+            me: identity.peer_id(),
+            now,
+            peer_price: None,
+            outgoing: BTreeMap::new(),
+            next_nonce: 0,
+            stamps_sent: 0,
+            busy_received: 0,
             config,
         }
+    }
+
+    /// The admission parameters the peer last advertised.
+    pub fn peer_price(&self) -> Option<PeerPrice> {
+        self.peer_price
+    }
+
+    /// Stamps attached to messages sent so far.
+    pub fn stamps_sent(&self) -> u64 {
+        self.stamps_sent
+    }
+
+    /// `Busy` answers received so far.
+    pub fn busy_received(&self) -> u64 {
+        self.busy_received
+    }
+
+    /// Whether a message of ours waits for its stamp: being solved, or solved and waiting out
+    /// a `Busy`'s wait.
+    pub fn is_stamping(&self) -> bool {
+        self.outgoing.values().any(|o| matches!(o.stamping, Stamping::Solving { .. }))
     }
 
     /// The authenticated peer, once connected.
@@ -412,6 +557,7 @@ impl Connection {
             return Ok(());
         }
         self.last_received = now;
+        self.now = self.now.max(now);
         self.inbuf.extend_from_slice(data);
         let result = self.process_frames();
         if self.inbuf_start > 0 && self.inbuf_start * 2 >= self.inbuf.len() {
@@ -535,7 +681,7 @@ impl Connection {
     fn handle_message(&mut self, bytes: &Bytes) -> Result<(), ConnectionError> {
         let message = Message::decode(bytes).map_err(ConnectionError::Malformed)?;
         match message {
-            Message::Open { stream, discovery_key, proof, .. } => {
+            Message::Open { stream, discovery_key, proof, stamp } => {
                 let peer_opens_odd = self.role == Role::Responder;
                 if (stream % 2 == 1) != peer_opens_odd || self.streams.contains_key(&stream) {
                     return Err(ConnectionError::Protocol("stream id reused or of the wrong parity"));
@@ -543,6 +689,9 @@ impl Connection {
                 if self.streams.len() >= self.config.max_streams {
                     return Err(ConnectionError::TooManyStreams);
                 }
+                // Our own stream of this feed asks for the peer's; anything else is unsolicited.
+                let ours = self.next_stream % 2;
+                let solicited = self.streams.iter().any(|(id, s)| id % 2 == ours && s.discovery_key == discovery_key);
                 // Both sides opened the same feed: the initiator's stream is kept.
                 let duplicate = self.streams.values().any(|s| s.discovery_key == discovery_key);
                 if duplicate && self.role == Role::Initiator {
@@ -558,11 +707,13 @@ impl Connection {
                         .collect();
                     for id in ours {
                         self.streams.remove(&id);
+                        self.outgoing.remove(&Unsolicited::Open(id));
                         self.events.push_back(Event::StreamReset { stream: id, code: stream_code::DUPLICATE });
                     }
                 }
+                let admit = (!solicited).then(|| self.admit(bytes, stamp));
                 self.streams.insert(stream, self.new_stream(StreamPhase::Requested { proof }, discovery_key));
-                self.events.push_back(Event::StreamRequested { stream, discovery_key });
+                self.events.push_back(Event::StreamRequested { stream, discovery_key, admit });
             }
             Message::Accept { stream } => {
                 let s =
@@ -571,9 +722,11 @@ impl Connection {
                     return Err(ConnectionError::Protocol("accept for a stream not being opened"));
                 }
                 s.phase = StreamPhase::Open;
+                self.outgoing.remove(&Unsolicited::Open(stream));
                 self.events.push_back(Event::StreamAccepted { stream });
             }
             Message::Reset { stream, code } => {
+                self.outgoing.remove(&Unsolicited::Open(stream));
                 if self.streams.remove(&stream).is_some() {
                     self.events.push_back(Event::StreamReset { stream, code });
                 }
@@ -616,7 +769,7 @@ impl Connection {
                     .filter(|c| *c <= 1 << 48)
                     .ok_or(ConnectionError::Protocol("credit overflow"))?;
             }
-            Message::Call { id, interface, method, payload, .. } => {
+            Message::Call { id, interface, method, payload, stamp } => {
                 if self.incoming_calls >= self.config.max_incoming_calls {
                     return Err(ConnectionError::TooManyCalls);
                 }
@@ -625,17 +778,21 @@ impl Connection {
                 }
                 self.conn_recv_credit -= payload.len() as i64;
                 self.incoming_calls += 1;
+                let admit = self.admit(bytes, stamp);
                 self.events.push_back(Event::Call {
                     id,
                     interface,
                     method: method.to_string(),
                     payload: bytes.slice_ref(payload),
+                    admit,
                 });
             }
             Message::Reply { id, payload } => {
+                self.outgoing.remove(&Unsolicited::Call(id));
                 self.events.push_back(Event::Reply { id, payload: bytes.slice_ref(payload) });
             }
             Message::Fail { id, code, reason } => {
+                self.outgoing.remove(&Unsolicited::Call(id));
                 self.events.push_back(Event::CallFailed { id, code, reason: reason.to_string() });
             }
             Message::CancelCall { id } => self.events.push_back(Event::CallCancelled { id }),
@@ -646,10 +803,185 @@ impl Connection {
                 self.phase = Phase::Closed;
                 self.events.push_back(Event::Closed(error));
             }
-            // Admission messages are carried but not acted on until admission is wired in.
-            Message::Busy { .. } | Message::Price { .. } => {}
+            Message::Busy { of, price, retry_after_ms } => {
+                self.on_busy(of, price, Duration::from_millis(retry_after_ms.into()))
+            }
+            Message::Price { epoch, seed, price } => self.on_price(PeerPrice { epoch, seed, price }),
         }
         Ok(())
+    }
+
+    /// The digest and stamp of an unsolicited message, for the caller's admission.
+    fn admit(&self, bytes: &Bytes, stamp: Option<&[u8]>) -> Admit {
+        let hash = self.handshake_hash().unwrap_or_default();
+        Admit { digest: stamp_digest_of_encoded(&hash, bytes, stamp), stamp: stamp.map(|s| bytes.slice_ref(s)) }
+    }
+
+    fn on_price(&mut self, price: PeerPrice) {
+        self.peer_price = Some(price);
+        let waiting: Vec<Unsolicited> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| matches!(o.stamping, Stamping::Waiting { .. }))
+            .map(|(k, _)| *k)
+            .collect();
+        for of in waiting {
+            let mut out = self.outgoing.remove(&of).expect("listed above");
+            if let Stamping::Waiting { not_before } = out.stamping {
+                out.stamping = self.start_stamp(&out.body, out.request.effort(), not_before);
+            }
+            self.outgoing.insert(of, out);
+        }
+    }
+
+    /// The peer did not admit `of`: stamp it again at a higher effort, or give up.
+    fn on_busy(&mut self, of: Unsolicited, price: u32, retry_after: Duration) {
+        self.busy_received += 1;
+        // A `Busy` for something not sent, or already being re-stamped, changes nothing.
+        let Some(mut out) = self.outgoing.remove(&of) else {
+            return;
+        };
+        if !matches!(out.stamping, Stamping::Sent) {
+            self.outgoing.insert(of, out);
+            return;
+        }
+        match out.request.on_busy(&isocore_pow::Busy { price, retry_after }) {
+            Ok(effort) => {
+                out.stamping = self.start_stamp(&out.body, effort, self.now + retry_after);
+                self.outgoing.insert(of, out);
+            }
+            Err(give_up) => self.give_up(of, give_up.spent),
+        }
+    }
+
+    fn give_up(&mut self, of: Unsolicited, spent: u64) {
+        if let Unsolicited::Open(stream) = of {
+            self.streams.remove(&stream);
+        }
+        self.events.push_back(Event::NotAdmitted { of, spent });
+    }
+
+    fn start_stamp(&mut self, body: &Body, effort: u32, not_before: Duration) -> Stamping {
+        let (Some(peer), Some(hash), Some(price)) = (self.peer(), self.handshake_hash(), self.peer_price) else {
+            return Stamping::Waiting { not_before };
+        };
+        let digest = body.message(None).stamp_digest(&hash);
+        let key = StampKey::derive(&price.seed, &self.me.0, &peer.0);
+        self.next_nonce = self.next_nonce.wrapping_add(1 << 40);
+        let solver = Solver::new(&key, &digest, price.epoch, effort.max(1), self.next_nonce)
+            .expect("a non-zero effort has a target");
+        Stamping::Solving { solver: Box::new(solver), found: None, not_before }
+    }
+
+    /// Queue an unsolicited message of ours, remembering it until it is answered.
+    fn send_unsolicited(&mut self, body: Body, solicited: bool) {
+        let of = match body {
+            Body::Open { stream, .. } => Unsolicited::Open(stream),
+            Body::Call { id, .. } => Unsolicited::Call(id),
+        };
+        let price = if solicited { 0 } else { self.peer_price.map_or(0, |p| p.price) };
+        let request = Request::new(self.config.stamp_policy, &advertised(price));
+        let stamping = match request.effort() {
+            0 => {
+                self.queue_unsolicited(&body, None);
+                Stamping::Sent
+            }
+            // An advertised price beyond the whole budget is not worth starting on.
+            effort if u64::from(effort) > self.config.stamp_policy.budget => return self.give_up(of, 0),
+            effort => self.start_stamp(&body, effort, self.now),
+        };
+        // Tracked even when solicited: a peer that dropped its own stream meanwhile answers `Busy`.
+        self.outgoing.insert(of, Outgoing { body, request, stamping });
+    }
+
+    fn queue_unsolicited(&mut self, body: &Body, stamp: Option<&[u8]>) {
+        let message = body.message(stamp).to_vec();
+        match body {
+            Body::Open { stream, .. } => {
+                self.control.push_back(message);
+                // A stream the peer refused with `Busy` was forgotten with its credit: every
+                // `Open` carries the window again.
+                let extra = self.config.stream_window - INITIAL_STREAM_CREDIT;
+                if extra > 0 {
+                    self.queue_control(&Message::Credit { stream: *stream, bytes: extra });
+                }
+            }
+            Body::Call { payload, .. } => self.calls.push_back((message, payload.len() as u64)),
+        }
+    }
+
+    /// Spend at most `max_attempts` BLAKE3 compressions on pending stamps, then queue every
+    /// message whose stamp is found and whose `Busy` wait is over. Returns the compressions
+    /// spent. [`Connection::handle_timeout`] calls it with [`ConnectionConfig::solve_step`].
+    pub fn solve(&mut self, now: Duration, max_attempts: u64) -> u64 {
+        self.now = self.now.max(now);
+        if !self.is_open() {
+            return 0;
+        }
+        let mut spent = 0;
+        let mut ready = Vec::new();
+        for (of, out) in self.outgoing.iter_mut() {
+            let Stamping::Solving { solver, found, not_before } = &mut out.stamping else {
+                continue;
+            };
+            if found.is_none() && spent < max_attempts {
+                let before = solver.attempts();
+                *found = solver.step(max_attempts - spent);
+                spent += solver.attempts() - before;
+            }
+            if found.is_some() && *not_before <= self.now {
+                ready.push(*of);
+            }
+        }
+        for of in ready {
+            let mut out = self.outgoing.remove(&of).expect("listed above");
+            if let Stamping::Solving { found: Some(stamp), .. } = core::mem::replace(&mut out.stamping, Stamping::Sent)
+            {
+                self.queue_unsolicited(&out.body, Some(&stamp.encode()));
+                self.stamps_sent += 1;
+            }
+            self.outgoing.insert(of, out);
+        }
+        spent
+    }
+
+    /// When the next stamp work is due: now while one is being solved, else the end of the
+    /// earliest `Busy` wait of a solved one.
+    fn stamp_deadline(&self) -> Option<Duration> {
+        self.outgoing
+            .values()
+            .filter_map(|o| match &o.stamping {
+                Stamping::Solving { found: None, .. } => Some(self.now),
+                Stamping::Solving { found: Some(_), not_before, .. } => Some(*not_before),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Answer the peer's unsolicited `of` with `Busy`, because admission refused or dropped it
+    /// (`spec/pow.md` §8): the call no longer awaits our answer, the requested stream is
+    /// forgotten, and the peer may send it again with a stamp of at least `price`.
+    pub fn busy(&mut self, of: Unsolicited, price: u32, retry_after: Duration) {
+        match of {
+            Unsolicited::Call(_) => self.incoming_calls = self.incoming_calls.saturating_sub(1),
+            Unsolicited::Open(stream) => {
+                match self.streams.get(&stream) {
+                    Some(s) if matches!(s.phase, StreamPhase::Requested { .. }) => {}
+                    _ => return,
+                }
+                self.streams.remove(&stream);
+            }
+        }
+        let retry_after_ms = retry_after.as_millis().min(u128::from(u32::MAX)) as u32;
+        self.queue_control(&Message::Busy { of, price, retry_after_ms });
+    }
+
+    /// Tell the peer our admission parameters (`spec/pow.md` §8): after the handshake and on
+    /// every change.
+    pub fn advertise(&mut self, epoch: u32, seed: [u8; 32], price: u32) {
+        if self.is_open() {
+            self.queue_control(&Message::Price { epoch, seed, price });
+        }
     }
 
     /// Grant the peer `extra` bytes beyond what it has (stream 0: the connection).
@@ -722,9 +1054,13 @@ impl Connection {
         self.next_stream += 2;
         let discovery_key = feed.discovery_key();
         let proof = stream_proof(feed, &hash, stream);
-        self.queue_control(&Message::Open { stream, discovery_key, proof, stamp: None });
-        self.streams.insert(stream, self.new_stream(StreamPhase::Opening, discovery_key));
-        self.raise_window(stream, self.config.stream_window - INITIAL_STREAM_CREDIT);
+        // The peer's own stream of this feed solicits ours: no stamp.
+        let solicited = self.streams.iter().any(|(id, s)| id % 2 != stream % 2 && s.discovery_key == discovery_key);
+        let mut s = self.new_stream(StreamPhase::Opening, discovery_key);
+        // The `Credit` for the rest of the window follows each sending of the `Open`.
+        s.recv_credit += (self.config.stream_window - INITIAL_STREAM_CREDIT) as i64;
+        self.streams.insert(stream, s);
+        self.send_unsolicited(Body::Open { stream, discovery_key, proof }, solicited);
         Some(stream)
     }
 
@@ -752,6 +1088,7 @@ impl Connection {
 
     /// Refuse or end a stream.
     pub fn reject_stream(&mut self, stream: u64, code: u16) {
+        self.outgoing.remove(&Unsolicited::Open(stream));
         if self.streams.remove(&stream).is_some() {
             self.queue_control(&Message::Reset { stream, code });
         }
@@ -778,12 +1115,13 @@ impl Connection {
         self.streams.get(&stream).map_or(0, |s| s.queue.iter().map(|(m, _)| m.len()).sum())
     }
 
-    /// Call a method on the peer. Returns the call id.
+    /// Call a method on the peer. Returns the call id. While the peer's price is above 0 the
+    /// call is sent once its stamp is solved; after `Busy` it is sent again with a new stamp.
     pub fn call(&mut self, interface: [u8; 32], method: &str, payload: &[u8]) -> u64 {
         let id = self.next_call;
         self.next_call += 1;
-        self.calls
-            .push_back((Message::Call { id, interface, method, payload, stamp: None }.to_vec(), payload.len() as u64));
+        let body = Body::Call { id, interface, method: method.to_string(), payload: payload.to_vec() };
+        self.send_unsolicited(body, false);
         id
     }
 
@@ -840,6 +1178,7 @@ impl Connection {
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, now: Duration, buf: &mut Vec<u8>) -> Option<usize> {
         let before = buf.len();
+        self.now = self.now.max(now);
         match &mut self.phase {
             Phase::Closed => return None,
             Phase::Handshaking(handshake) => {
@@ -949,20 +1288,25 @@ impl Connection {
         None
     }
 
-    /// The next event, if any.
+    /// When [`Connection::handle_timeout`] must next be called. While a stamp is being solved
+    /// this is the latest time passed in, so the caller calls again at once.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
         match &self.phase {
             Phase::Closed => None,
             Phase::Handshaking(h) => Some(h.deadline()),
             Phase::Open(_) => {
-                Some((self.last_received + self.config.idle_timeout).min(self.last_sent + self.config.keepalive))
+                let timers =
+                    (self.last_received + self.config.idle_timeout).min(self.last_sent + self.config.keepalive);
+                Some(self.stamp_deadline().map_or(timers, |t| t.min(timers)))
             }
         }
     }
 
-    /// Act on timers: handshake deadline, idle timeout, keepalive.
+    /// Act on timers: handshake deadline, idle timeout, keepalive; then spend up to
+    /// [`ConnectionConfig::solve_step`] compressions on stamps.
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.now = self.now.max(now);
         match &self.phase {
             Phase::Closed => {}
             Phase::Handshaking(h) => {
@@ -984,6 +1328,7 @@ impl Connection {
                     }
                     self.last_sent = now;
                 }
+                self.solve(now, self.config.solve_step);
             }
         }
     }

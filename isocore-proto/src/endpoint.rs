@@ -1,12 +1,21 @@
 //! Many connections, many feeds: routes each stream to its feed's replicator and each call to
 //! the application, and relays what one peer sends to every other peer of the same feed.
+//!
+//! The endpoint admits what peers send unsolicited (calls, and stream opens for feeds it did
+//! not ask for) through one `isocore_pow::Admission`, since the price is the node's
+//! (`spec/proto.md` §10). Admitted calls reach the application in the admission queue's order,
+//! at most [`EndpointConfig::max_serving`] at a time; answering one lets the next through.
 
-use crate::connection::{Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, stream_code};
+use crate::connection::{
+    Admit, Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, call_code, stream_code,
+};
 use crate::handshake::{Identity, PeerId, Role};
+use crate::message::Unsolicited;
 use bytes::Bytes;
 use core::time::Duration;
 use ed25519_dalek::SigningKey;
 use isocore_log::{Event as LogEvent, Feed, FeedError, FeedKey, Replicator, Storage};
+use isocore_pow::{Admission, Event as AdmissionEvent, Inbound, Ticket};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Identifies one connection of an endpoint.
@@ -22,6 +31,11 @@ pub struct EndpointConfig {
     pub replication: isocore_log::Config,
     /// Queued bytes per stream before the endpoint stops pulling from its replicator.
     pub stream_backlog: usize,
+    /// Admission of unsolicited messages (`spec/pow.md`).
+    pub admission: isocore_pow::Config,
+    /// Admitted calls handed to the application and not yet answered, over all connections.
+    /// Further ones wait in the admission queue, where their wait is what prices them.
+    pub max_serving: usize,
 }
 
 impl Default for EndpointConfig {
@@ -31,6 +45,8 @@ impl Default for EndpointConfig {
             // Small data messages keep one bulk download from holding the line for long.
             replication: isocore_log::Config { data_budget: 64 << 10, ..isocore_log::Config::default() },
             stream_backlog: 256 << 10,
+            admission: isocore_pow::Config::default(),
+            max_serving: 256,
         }
     }
 }
@@ -106,6 +122,16 @@ pub enum EndpointEvent {
         /// Its reason.
         reason: String,
     },
+    /// The peer kept refusing one of our calls or stream opens as underpaid, and the stamp
+    /// budget is spent. For a call this is its final answer.
+    NotAdmitted {
+        /// The connection.
+        connection: ConnectionHandle,
+        /// The call or stream open given up.
+        of: Unsolicited,
+        /// Effort units spent on its stamps.
+        spent: u64,
+    },
 }
 
 struct FeedSlot<S> {
@@ -119,6 +145,26 @@ struct Link {
     streams: BTreeMap<u64, ([u8; 32], Replicator)>,
 }
 
+/// An admitted unsolicited message waiting for its turn.
+struct Held {
+    connection: ConnectionHandle,
+    what: Pending,
+}
+
+enum Pending {
+    Open { stream: u64, discovery_key: [u8; 32] },
+    Call { id: u64, interface: [u8; 32], method: String, payload: Bytes },
+}
+
+impl Pending {
+    fn of(&self) -> Unsolicited {
+        match self {
+            Pending::Open { stream, .. } => Unsolicited::Open(*stream),
+            Pending::Call { id, .. } => Unsolicited::Call(*id),
+        }
+    }
+}
+
 /// A node's protocol state: its connections and the feeds it replicates.
 pub struct Endpoint<S> {
     identity: Identity,
@@ -127,11 +173,21 @@ pub struct Endpoint<S> {
     links: BTreeMap<ConnectionHandle, Link>,
     next_handle: u64,
     events: VecDeque<EndpointEvent>,
+    admission: Admission,
+    /// Admitted messages in the admission queue, by ticket id.
+    held: BTreeMap<u64, Held>,
+    /// Calls handed to the application: their tickets and when they were handed out.
+    serving: BTreeMap<(ConnectionHandle, u64), (Ticket, Duration)>,
+    /// The latest time passed in; answers to calls take no time argument.
+    now: Duration,
 }
 
 impl<S: Storage> Endpoint<S> {
-    /// An endpoint with no connections and no feeds.
-    pub fn new(identity: Identity, config: EndpointConfig) -> Self {
+    /// An endpoint with no connections and no feeds. `admission_secret` derives the epoch
+    /// seeds of stamps addressed to this node: it MUST be fresh random bytes whenever the
+    /// driver's time origin is new (every start, unless time persists across restarts).
+    pub fn new(identity: Identity, config: EndpointConfig, admission_secret: [u8; 32]) -> Self {
+        let admission = Admission::new(config.admission, identity.peer_id().0, admission_secret, Duration::ZERO);
         Endpoint {
             identity,
             config,
@@ -139,7 +195,33 @@ impl<S: Storage> Endpoint<S> {
             links: BTreeMap::new(),
             next_handle: 1,
             events: VecDeque::new(),
+            admission,
+            held: BTreeMap::new(),
+            serving: BTreeMap::new(),
+            now: Duration::ZERO,
         }
+    }
+
+    /// The admission state of this node: its price, queue and parameters.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// A connection, for inspection.
+    pub fn connection(&self, connection: ConnectionHandle) -> Option<&Connection> {
+        self.links.get(&connection).map(|l| &l.connection)
+    }
+
+    /// A connection, mutably. Exists so tests can play a misbehaving peer.
+    #[doc(hidden)]
+    pub fn connection_mut(&mut self, connection: ConnectionHandle) -> Option<&mut Connection> {
+        self.links.get_mut(&connection).map(|l| &mut l.connection)
+    }
+
+    /// Whether a message waits for its stamp on some connection ([`Connection::is_stamping`]);
+    /// [`Endpoint::handle_timeout`] does the work when [`Endpoint::poll_timeout`] says.
+    pub fn is_stamping(&self) -> bool {
+        self.links.values().any(|l| l.connection.is_stamping())
     }
 
     /// Our identity.
@@ -238,17 +320,109 @@ impl<S: Storage> Endpoint<S> {
         link.connection.is_open().then(|| link.connection.call(interface, method, payload))
     }
 
-    /// Answer a call.
+    /// Answer a call. Its service time, measured to the latest time passed in, tells
+    /// admission the node's capacity.
     pub fn reply(&mut self, connection: ConnectionHandle, id: u64, payload: &[u8]) {
         if let Some(link) = self.links.get_mut(&connection) {
             link.connection.reply(id, payload);
         }
+        self.served(connection, id);
     }
 
     /// Fail a call.
     pub fn fail_call(&mut self, connection: ConnectionHandle, id: u64, code: u16, reason: &str) {
         if let Some(link) = self.links.get_mut(&connection) {
             link.connection.fail_call(id, code, reason);
+        }
+        self.served(connection, id);
+    }
+
+    fn served(&mut self, connection: ConnectionHandle, id: u64) {
+        if let Some((ticket, since)) = self.serving.remove(&(connection, id)) {
+            self.admission.on_served(self.now, ticket, self.now.saturating_sub(since));
+            self.pump_admission();
+        }
+    }
+
+    /// Pass an unsolicited message through admission: queue it, or answer the peer at once.
+    fn admit(&mut self, handle: ConnectionHandle, what: Pending, admit: Admit) {
+        let Some(link) = self.links.get_mut(&handle) else {
+            return;
+        };
+        let Some(peer) = link.connection.peer() else {
+            return;
+        };
+        let inbound = Inbound { digest: admit.digest, solicit: None, stamp: admit.stamp.as_deref() };
+        match self.admission.on_message(self.now, &peer.0, inbound) {
+            Ok(ticket) => {
+                self.held.insert(ticket.id(), Held { connection: handle, what });
+            }
+            Err(refused) => match (refused.busy, what) {
+                (Some(busy), what) => link.connection.busy(what.of(), busy.price, busy.retry_after),
+                // The sender's fault: a typed refusal, and no invitation to pay again.
+                (None, Pending::Call { id, .. }) => {
+                    link.connection.fail_call(id, call_code::BAD_STAMP, &format!("stamp refused: {:?}", refused.reason))
+                }
+                (None, Pending::Open { stream, .. }) => link.connection.reject_stream(stream, stream_code::BAD_STAMP),
+            },
+        }
+        self.pump_admission();
+    }
+
+    /// Push advertisements to every peer, and answer dropped messages with `Busy`.
+    fn admission_events(&mut self) {
+        while let Some(event) = self.admission.poll_event() {
+            match event {
+                AdmissionEvent::Advertise(p) => {
+                    for link in self.links.values_mut() {
+                        link.connection.advertise(p.epoch, p.seed, p.price);
+                    }
+                }
+                AdmissionEvent::Dropped { ticket, busy, .. } => {
+                    if let Some(held) = self.held.remove(&ticket.id())
+                        && let Some(link) = self.links.get_mut(&held.connection)
+                    {
+                        link.connection.busy(held.what.of(), busy.price, busy.retry_after);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Act on admission's events, then hand out admitted messages while there is room.
+    fn pump_admission(&mut self) {
+        let now = self.now;
+        loop {
+            self.admission_events();
+            if self.serving.len() >= self.config.max_serving {
+                return;
+            }
+            let Some(next) = self.admission.poll_next(now) else {
+                // Looking may have dropped expired messages.
+                self.admission_events();
+                return;
+            };
+            // Held messages of closed connections were forgotten with them.
+            let Some(held) = self.held.remove(&next.ticket.id()) else {
+                continue;
+            };
+            match held.what {
+                Pending::Call { id, interface, method, payload } => {
+                    self.serving.insert((held.connection, id), (next.ticket, now));
+                    self.events.push_back(EndpointEvent::Call {
+                        connection: held.connection,
+                        id,
+                        interface,
+                        method,
+                        payload,
+                    });
+                }
+                Pending::Open { stream, discovery_key } => {
+                    // Opening costs the replication that follows, which flow control bounds.
+                    self.open_requested(held.connection, stream, discovery_key, now);
+                    self.admission.on_served(now, next.ticket, Duration::ZERO);
+                }
+            }
         }
     }
 
@@ -280,6 +454,7 @@ impl<S: Storage> Endpoint<S> {
 
     /// Bytes read from `connection`'s transport.
     pub fn handle_input(&mut self, connection: ConnectionHandle, now: Duration, data: &[u8]) {
+        self.now = self.now.max(now);
         let Some(link) = self.links.get_mut(&connection) else {
             return;
         };
@@ -299,30 +474,34 @@ impl<S: Storage> Endpoint<S> {
             };
             match event {
                 ConnEvent::Connected { peer, .. } => {
+                    // Our price and seed go first, so the peer can stamp what it sends us.
+                    let params = self.admission.params(self.now);
+                    link.connection.advertise(params.epoch, params.seed, params.price);
                     self.events.push_back(EndpointEvent::Connected { connection: handle, peer });
                     let keys: Vec<FeedKey> = self.feeds.values().map(|s| *s.feed.key()).collect();
                     for key in keys {
                         self.open_feed_stream(handle, &key, now);
                     }
                 }
-                ConnEvent::StreamRequested { stream, discovery_key } => {
-                    let Some(slot) = self.feeds.get(&discovery_key) else {
-                        link.connection.reject_stream(stream, stream_code::UNKNOWN_FEED);
-                        continue;
-                    };
-                    if link.connection.accept_stream(stream, slot.feed.key()) {
-                        let mut replicator = Replicator::new(slot.config.clone());
-                        replicator.start(&slot.feed, now);
-                        link.streams.insert(stream, (discovery_key, replicator));
-                    }
+                ConnEvent::StreamRequested { stream, discovery_key, admit: None } => {
+                    self.open_requested(handle, stream, discovery_key, now)
+                }
+                ConnEvent::StreamRequested { stream, discovery_key, admit: Some(admit) } => {
+                    self.admit(handle, Pending::Open { stream, discovery_key }, admit)
                 }
                 ConnEvent::StreamAccepted { .. } => {}
                 ConnEvent::StreamReset { stream, .. } => {
                     link.streams.remove(&stream);
                 }
                 ConnEvent::StreamData { stream, payload } => self.on_stream_data(handle, stream, &payload, now),
-                ConnEvent::Call { id, interface, method, payload } => {
-                    self.events.push_back(EndpointEvent::Call { connection: handle, id, interface, method, payload })
+                ConnEvent::Call { id, interface, method, payload, admit } => {
+                    self.admit(handle, Pending::Call { id, interface, method, payload }, admit)
+                }
+                ConnEvent::NotAdmitted { of, spent } => {
+                    if let Unsolicited::Open(stream) = of {
+                        link.streams.remove(&stream);
+                    }
+                    self.events.push_back(EndpointEvent::NotAdmitted { connection: handle, of, spent });
                 }
                 ConnEvent::CallCancelled { .. } => {}
                 ConnEvent::Reply { id, payload } => {
@@ -333,11 +512,31 @@ impl<S: Storage> Endpoint<S> {
                 }
                 ConnEvent::Closed(error) => {
                     self.events.push_back(EndpointEvent::Closed { connection: handle, error });
-                    if let Some(link) = self.links.get_mut(&handle) {
-                        link.streams.clear();
+                    link.streams.clear();
+                    self.held.retain(|_, h| h.connection != handle);
+                    let calls: Vec<u64> =
+                        self.serving.range((handle, 0)..=(handle, u64::MAX)).map(|((_, id), _)| *id).collect();
+                    for id in calls {
+                        self.served(handle, id);
                     }
                 }
             }
+        }
+    }
+
+    /// Accept or refuse a stream the peer opened, now that it may be served.
+    fn open_requested(&mut self, handle: ConnectionHandle, stream: u64, discovery_key: [u8; 32], now: Duration) {
+        let Some(link) = self.links.get_mut(&handle) else {
+            return;
+        };
+        let Some(slot) = self.feeds.get(&discovery_key) else {
+            link.connection.reject_stream(stream, stream_code::UNKNOWN_FEED);
+            return;
+        };
+        if link.connection.accept_stream(stream, slot.feed.key()) {
+            let mut replicator = Replicator::new(slot.config.clone());
+            replicator.start(&slot.feed, now);
+            link.streams.insert(stream, (discovery_key, replicator));
         }
     }
 
@@ -394,6 +593,7 @@ impl<S: Storage> Endpoint<S> {
     /// The next bytes to write to `connection`'s transport.
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, connection: ConnectionHandle, now: Duration, buf: &mut Vec<u8>) -> Option<usize> {
+        self.now = self.now.max(now);
         let backlog = self.config.stream_backlog;
         let link = self.links.get_mut(&connection)?;
         // Pull replication messages into the streams, up to a backlog, so a slow peer holds
@@ -422,7 +622,9 @@ impl<S: Storage> Endpoint<S> {
         sent
     }
 
-    /// The earliest deadline of any connection or replicator.
+    /// The earliest deadline of any connection, replicator or of admission. While a stamp is
+    /// being solved this is a time already reached: call [`Endpoint::handle_timeout`] again at
+    /// once; each call spends at most [`ConnectionConfig::solve_step`] compressions per connection.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
         self.links
@@ -430,11 +632,17 @@ impl<S: Storage> Endpoint<S> {
             .flat_map(|l| {
                 l.connection.poll_timeout().into_iter().chain(l.streams.values().filter_map(|(_, r)| r.poll_timeout()))
             })
+            .chain(self.admission.poll_timeout())
             .min()
     }
 
     /// Act on every deadline that has passed.
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.now = self.now.max(now);
+        if self.admission.poll_timeout().is_some_and(|t| t <= now) {
+            self.admission.handle_timeout(now);
+        }
+        self.pump_admission();
         let handles: Vec<ConnectionHandle> = self.links.keys().copied().collect();
         for handle in handles {
             let Some(link) = self.links.get_mut(&handle) else {

@@ -14,8 +14,8 @@ pub mod handshake;
 pub mod message;
 
 pub use codec::MAX_MESSAGE_LEN;
-pub use connection::{Connection, ConnectionConfig, ConnectionError, Event};
+pub use connection::{Admit, Connection, ConnectionConfig, ConnectionError, Event, PeerPrice};
 pub use handshake::{Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
-pub use message::Message;
+pub use message::{Message, Unsolicited};
 pub mod endpoint;
 pub use endpoint::{ConnectionHandle, Endpoint, EndpointConfig, EndpointEvent};

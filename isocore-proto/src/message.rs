@@ -10,6 +10,17 @@ pub const MAX_METHOD_LEN: usize = 64;
 pub const MAX_REASON_LEN: usize = 256;
 /// Longest proof-of-work stamp carried in a message, in bytes.
 pub const MAX_STAMP_LEN: usize = 128;
+/// BLAKE3 `derive_key` context of the digest a stamp pays for (`spec/proto.md` §10).
+pub const STAMP_DIGEST_CONTEXT: &str = "isocore/proto/v1/stamp-digest";
+
+/// The unsolicited message a `Busy` answers: a stream open or a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Unsolicited {
+    /// The `Open` of this stream.
+    Open(u64),
+    /// The `Call` with this id.
+    Call(u64),
+}
 
 /// One session message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +34,7 @@ pub enum Message<'a> {
         discovery_key: [u8; 32],
         /// Keyed hash of the handshake hash and the stream id under the feed key.
         proof: [u8; 32],
-        /// Proof of work, when the opener has no credit with the receiver (reserved).
+        /// Proof of work (`spec/pow.md`), when the receiver did not ask for this feed.
         stamp: Option<&'a [u8]>,
     },
     /// The stream is accepted.
@@ -64,7 +75,7 @@ pub enum Message<'a> {
         /// Arguments.
         #[serde(with = "serde_bytes")]
         payload: &'a [u8],
-        /// Proof of work for an unsolicited call (reserved).
+        /// Proof of work (`spec/pow.md`), when the receiver asks for one.
         stamp: Option<&'a [u8]>,
     },
     /// A call's result.
@@ -106,14 +117,17 @@ pub enum Message<'a> {
         /// Human-readable reason.
         reason: &'a str,
     },
-    /// Overloaded: the message was not served; retry with a stamp of at least `price` (reserved).
+    /// The receiver did not admit or dropped an unsolicited message: send it again, with a
+    /// stamp of at least `price`, after `retry_after_ms`.
     Busy {
-        /// Required work.
+        /// The message answered.
+        of: Unsolicited,
+        /// Price in effort units to pay next time.
         price: u32,
         /// Milliseconds to wait.
         retry_after_ms: u32,
     },
-    /// The receiver's admission price and epoch seed (reserved).
+    /// The sender's admission parameters for stamps addressed to it (`spec/pow.md` §8).
     Price {
         /// Current epoch.
         epoch: u32,
@@ -137,6 +151,32 @@ impl<'a> Message<'a> {
         out
     }
 
+    /// The digest a stamp on this message pays for, in the session with handshake hash
+    /// `handshake_hash`: `derive_key(STAMP_DIGEST_CONTEXT, H ‖ encoding with stamp = None)`.
+    pub fn stamp_digest(&self, handshake_hash: &[u8; 32]) -> [u8; 32] {
+        let unstamped = match *self {
+            Message::Open { stream, discovery_key, proof, .. } => {
+                Message::Open { stream, discovery_key, proof, stamp: None }
+            }
+            Message::Call { id, interface, method, payload, .. } => {
+                Message::Call { id, interface, method, payload, stamp: None }
+            }
+            ref other => other.clone(),
+        };
+        let mut hasher = blake3::Hasher::new_derive_key(STAMP_DIGEST_CONTEXT);
+        hasher.update(handshake_hash);
+        hasher.update(&unstamped.to_vec());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The stamp carried, if any.
+    pub fn stamp(&self) -> Option<&'a [u8]> {
+        match self {
+            Message::Open { stamp, .. } | Message::Call { stamp, .. } => *stamp,
+            _ => None,
+        }
+    }
+
     /// Decode strictly, then check bounds.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let message: Message<'a> = codec::decode(bytes)?;
@@ -152,5 +192,56 @@ impl<'a> Message<'a> {
             _ => true,
         };
         ok.then_some(message).ok_or(DecodeError::OutOfBounds)
+    }
+}
+
+/// [`Message::stamp_digest`] of the `Open` or `Call` whose canonical encoding is `encoded`,
+/// without copying it: the stamp is the last field, so the unstamped encoding is the bytes
+/// before the stamp's `Some` tag followed by the `None` tag.
+pub(crate) fn stamp_digest_of_encoded(handshake_hash: &[u8; 32], encoded: &[u8], stamp: Option<&[u8]>) -> [u8; 32] {
+    let prefix = match stamp {
+        None => encoded.len() - 1,
+        Some(s) => encoded.len() - s.len() - varint_len(s.len() as u64) - 1,
+    };
+    let mut hasher = blake3::Hasher::new_derive_key(STAMP_DIGEST_CONTEXT);
+    hasher.update(handshake_hash);
+    hasher.update(&encoded[..prefix]);
+    hasher.update(&[0]);
+    *hasher.finalize().as_bytes()
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_encoded_matches_the_definition() {
+        let hash = [9; 32];
+        let stamp = [0x11; 41];
+        let long = [0x22; 128];
+        let messages = [
+            Message::Open { stream: 1, discovery_key: [1; 32], proof: [2; 32], stamp: None },
+            Message::Open { stream: 1, discovery_key: [1; 32], proof: [2; 32], stamp: Some(&stamp) },
+            Message::Call { id: 300, interface: [3; 32], method: "m", payload: &[5; 200], stamp: Some(&long) },
+            Message::Call { id: 300, interface: [3; 32], method: "m", payload: &[5; 200], stamp: None },
+        ];
+        for m in &messages {
+            let bytes = m.to_vec();
+            let decoded = Message::decode(&bytes).unwrap();
+            assert_eq!(stamp_digest_of_encoded(&hash, &bytes, decoded.stamp()), m.stamp_digest(&hash), "{m:?}");
+        }
+        // The stamp does not enter the digest; the session and every other field do.
+        assert_eq!(messages[0].stamp_digest(&hash), messages[1].stamp_digest(&hash));
+        assert_ne!(messages[0].stamp_digest(&hash), messages[0].stamp_digest(&[8; 32]));
+        assert_ne!(messages[0].stamp_digest(&hash), messages[2].stamp_digest(&hash));
     }
 }

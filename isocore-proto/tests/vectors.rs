@@ -1,7 +1,7 @@
 //! Conformance vectors for `spec/proto.md`, checked in under `conformance/vectors/proto/`.
 //! Regenerate with `ISOCORE_BLESS=1 cargo test -p isocore-proto --test vectors`.
 
-use isocore_proto::message::Message;
+use isocore_proto::message::{Message, Unsolicited};
 use isocore_proto::{Connection, ConnectionConfig, Event, HandshakeConfig, Identity, Role};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -96,7 +96,8 @@ fn message_vectors() -> Value {
         ("Ping", Message::Ping { nonce: 42 }),
         ("Pong", Message::Pong { nonce: 42 }),
         ("Close", Message::Close { code: 0, reason: "bye" }),
-        ("Busy", Message::Busy { price: 20, retry_after_ms: 1500 }),
+        ("Busy for a call", Message::Busy { of: Unsolicited::Call(1), price: 20, retry_after_ms: 1500 }),
+        ("Busy for a stream open", Message::Busy { of: Unsolicited::Open(3), price: 320, retry_after_ms: 0 }),
         ("Price", Message::Price { epoch: 7, seed: [4; 32], price: 12 }),
     ];
     let mut tests: Vec<Value> = valid
@@ -112,6 +113,7 @@ fn message_vectors() -> Value {
         ("Ping nonce with an overlong varint", "NonCanonical", vec![9, 0x80, 0x00]),
         ("Accept followed by a stray byte", "TrailingBytes", vec![1, 2, 0]),
         ("unknown tag", "Malformed", vec![14]),
+        ("Busy answering neither an open nor a call", "Malformed", vec![12, 2, 1, 20, 0]),
         ("Accept for stream 0", "OutOfBounds", Message::Accept { stream: 0 }.to_vec()),
         (
             "method name over 64 bytes",
@@ -138,19 +140,72 @@ fn message_vectors() -> Value {
     for (n, t) in tests.iter_mut().enumerate() {
         t["tcId"] = json!(n + 1);
     }
+    let digests = stamp_digest_vectors(tests.len());
     json!({
         "algorithm": "isocore-proto messages",
         "specification": "spec/proto.md",
         "generator": "isocore-proto/tests/vectors.rs",
-        "numberOfTests": tests.len(),
+        "numberOfTests": tests.len() + digests.len(),
         "notes": {
             "NonCanonical": "decodes, but re-encodes to other bytes",
             "TrailingBytes": "bytes remain after the message",
             "Malformed": "not a message",
             "OutOfBounds": "a field outside its limits",
         },
-        "testGroups": [{"type": "SessionMessage", "tests": tests}],
+        "testGroups": [
+            {"type": "SessionMessage", "tests": tests},
+            {"type": "StampDigest", "context": isocore_proto::message::STAMP_DIGEST_CONTEXT, "tests": digests},
+        ],
     })
+}
+
+/// The digest a stamp pays for: the same with and without the stamp, different in another
+/// session or for another message.
+fn stamp_digest_vectors(first_id: usize) -> Vec<Value> {
+    let stamp = [0x5a; 41];
+    let long = [0x11; 128];
+    let payload = vec![0x42; 300];
+    let cases = [
+        (
+            "Open without a stamp",
+            [7; 32],
+            Message::Open { stream: 1, discovery_key: [1; 32], proof: [2; 32], stamp: None },
+        ),
+        (
+            "the same Open with a stamp",
+            [7; 32],
+            Message::Open { stream: 1, discovery_key: [1; 32], proof: [2; 32], stamp: Some(&stamp) },
+        ),
+        (
+            "the same Open in another session",
+            [8; 32],
+            Message::Open { stream: 1, discovery_key: [1; 32], proof: [2; 32], stamp: Some(&stamp) },
+        ),
+        (
+            "Call with a stamp",
+            [7; 32],
+            Message::Call { id: 1, interface: [3; 32], method: "post", payload: b"hello", stamp: Some(&stamp) },
+        ),
+        (
+            "Call with a longer payload and the longest stamp",
+            [7; 32],
+            Message::Call { id: 200, interface: [3; 32], method: "post", payload: &payload, stamp: Some(&long) },
+        ),
+    ];
+    cases
+        .iter()
+        .enumerate()
+        .map(|(n, (comment, hash, m))| {
+            json!({
+                "tcId": first_id + n + 1,
+                "comment": comment,
+                "handshakeHash": hex(hash),
+                "encoded": hex(&m.to_vec()),
+                "digest": hex(&m.stamp_digest(hash)),
+                "result": "valid",
+            })
+        })
+        .collect()
 }
 
 fn check(name: &str, value: Value) {

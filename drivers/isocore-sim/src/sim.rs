@@ -361,7 +361,10 @@ impl Sim {
 
     fn start_node(&mut self, i: usize) {
         let role = self.nodes[i].role;
-        let mut endpoint = Endpoint::new(self.nodes[i].identity.clone(), EndpointConfig::default());
+        // The simulated clock never restarts, so one admission secret per node suffices; it is
+        // derived, not drawn, to leave the run's random sequence as it was.
+        let secret = blake3::derive_key("isocore-sim/admission-secret", &self.nodes[i].identity.peer_id().0);
+        let mut endpoint = Endpoint::new(self.nodes[i].identity.clone(), EndpointConfig::default(), secret);
         if role != Role::Garbage {
             let store = SimStore { inner: self.nodes[i].store.clone(), tamper: role == Role::Tamperer };
             let feed = Feed::open(self.key, store).expect("a committed store opens");

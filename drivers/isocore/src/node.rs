@@ -153,7 +153,8 @@ impl Node {
     pub fn open(config: NodeConfig) -> Result<Rc<Node>, Box<dyn std::error::Error>> {
         let identity = load_identity(&config.data_dir)?;
         let db = open_db(&config.data_dir)?;
-        let mut endpoint = Endpoint::new(identity, config.endpoint.clone());
+        // A new secret per start: the time origin below is new too.
+        let mut endpoint = Endpoint::new(identity, config.endpoint.clone(), random_seed());
         let mut writers = Vec::new();
         for key in db.feeds()? {
             let seed = db.writer_seed(&key)?;

@@ -50,7 +50,8 @@ impl Net {
     }
 
     pub fn add_with(&mut self, seed: u8, config: EndpointConfig) -> usize {
-        self.nodes.push(Node { endpoint: Endpoint::new(identity(seed), config), events: Vec::new() });
+        self.nodes
+            .push(Node { endpoint: Endpoint::new(identity(seed), config, [seed ^ 0xa5; 32]), events: Vec::new() });
         self.nodes.len() - 1
     }
 
@@ -129,10 +130,11 @@ impl Net {
         true
     }
 
-    /// Run until no message is in flight (timers alone do not keep it running).
+    /// Run until no message is in flight and no message waits for its stamp (other timers alone do
+    /// not keep it running).
     pub fn run(&mut self) {
         let mut steps = 0;
-        while !self.queue.is_empty() {
+        while !self.queue.is_empty() || self.nodes.iter().any(|n| n.endpoint.is_stamping()) {
             self.step();
             steps += 1;
             assert!(steps < 1_000_000, "network did not settle");
