@@ -1,0 +1,265 @@
+//! Processes, mailboxes, links, monitors and kills on real components.
+
+mod common;
+
+use common::*;
+use isocore_host::*;
+use std::time::Duration;
+
+#[test]
+fn echo_replies_and_counts() {
+    let node = node();
+    let echo = load(&node, "echo");
+    let pid = node.spawn(&echo, b"").unwrap();
+    let inbox = node.inbox(16);
+    node.send(pid, 1, b"hello", Some(inbox.pid())).unwrap();
+    let r = inbox.recv(WAIT).unwrap();
+    assert_eq!((r.tag, r.body.as_slice(), r.from), (1, b"hello".as_slice(), Some(pid)));
+    for (add, total) in [(5u64, 5u64), (7, 12)] {
+        node.send(pid, 2, &add.to_le_bytes(), Some(inbox.pid())).unwrap();
+        assert_eq!(u64_of(&inbox.recv(WAIT).unwrap().body), total);
+    }
+}
+
+#[test]
+fn two_processes_ping_pong_through_handles() {
+    let node = node();
+    let echo = load(&node, "echo");
+    let (a, b) = (node.spawn(&echo, b"").unwrap(), node.spawn(&echo, b"").unwrap());
+    let inbox = node.inbox(16);
+    // A reports to us; it reaches B only through the handle that comes with our message.
+    node.send(a, 6, b"", Some(inbox.pid())).unwrap();
+    node.send(a, 3, &100u64.to_le_bytes(), Some(b)).unwrap();
+    let done = inbox.recv(WAIT).unwrap();
+    assert_eq!((done.tag, u64_of(&done.body), done.from), (4, 100, Some(a)));
+    assert_eq!(node.processes(), 2);
+}
+
+#[test]
+fn a_trap_ends_only_that_process_and_fires_its_monitor() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let echo = load(&node, "echo");
+    let bystander = node.spawn(&echo, b"").unwrap();
+    for tag in [3u64, 4, 5, 6] {
+        let (pid, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
+        let inbox = node.inbox(4);
+        node.send(pid, tag, b"", Some(inbox.pid())).unwrap();
+        let reason = monitor.wait(WAIT).expect("exits");
+        assert!(matches!(reason, ExitReason::Crashed(_)), "tag {tag}: {reason:?}");
+    }
+    let inbox = node.inbox(4);
+    node.send(bystander, 1, b"still here", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"still here");
+}
+
+#[test]
+fn forged_and_stale_handles_trap() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    for tag in [5u64, 6] {
+        let (pid, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
+        let inbox = node.inbox(4);
+        node.send(pid, tag, b"", Some(inbox.pid())).unwrap();
+        let ExitReason::Crashed(why) = monitor.wait(WAIT).unwrap() else { panic!("tag {tag} did not crash") };
+        assert!(why.contains("unknown handle") || why.contains("handle"), "tag {tag}: {why}");
+        // Nothing reached the inbox: the forged send never happened.
+        assert!(inbox.recv(Duration::from_millis(50)).is_none());
+    }
+}
+
+#[test]
+fn a_runaway_is_preempted_and_killed() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let echo = load(&node, "echo");
+    // More runaways than executor threads: a well-behaved process still gets its turn.
+    let runaways: Vec<_> = (0..4).map(|_| node.spawn_monitored(&hostile, b"", None).unwrap()).collect();
+    for (pid, _) in &runaways {
+        node.send(*pid, 1, b"", None).unwrap();
+    }
+    let echo_pid = node.spawn(&echo, b"").unwrap();
+    let inbox = node.inbox(4);
+    node.send(echo_pid, 1, b"served", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"served");
+    for (pid, monitor) in runaways {
+        assert!(node.kill(pid));
+        assert_eq!(monitor.wait(WAIT), Some(ExitReason::Killed));
+    }
+    assert_eq!(node.processes(), 1);
+}
+
+#[test]
+fn a_memory_hog_stops_at_its_limit() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let limits = Limits { memory: 2 << 20, ..Limits::default() };
+    let (pid, _monitor) = node.spawn_monitored(&hostile, b"", Some(limits)).unwrap();
+    let inbox = node.inbox(4);
+    node.send(pid, 2, &64u64.to_le_bytes(), Some(inbox.pid())).unwrap();
+    let kib = u64_of(&inbox.recv(WAIT).unwrap().body);
+    assert!(kib > 0 && kib * 1024 <= 2 << 20, "got {kib} KiB");
+    assert!(hostile.memory_in_use() <= 2 << 20);
+}
+
+#[test]
+fn memory_hogs_of_one_app_stop_at_the_app_budget() {
+    let budget = 6 << 20;
+    let node =
+        Node::new(NodeConfig { max_processes: 64, threads: 2, app_memory: budget, ..NodeConfig::default() }).unwrap();
+    let hostile = load(&node, "hostile");
+    let limits = Limits { memory: 4 << 20, ..Limits::default() };
+    let inbox = node.inbox(16);
+    let mut hogs = 0;
+    let refused = loop {
+        // Spawning needs the initial memory too, so the budget also stops new processes.
+        let pid = match node.spawn_monitored(&hostile, b"", Some(limits)) {
+            Ok((pid, _)) => pid,
+            Err(e) => break e,
+        };
+        node.send(pid, 2, &64u64.to_le_bytes(), Some(inbox.pid())).unwrap();
+        inbox.recv(WAIT).unwrap();
+        hogs += 1;
+        assert!(hogs < 8, "the budget never ran out");
+    };
+    assert!(matches!(refused, HostError::Limit(_)), "{refused}");
+    assert!(hogs >= 1);
+    assert!(hostile.memory_in_use() <= budget, "{}", hostile.memory_in_use());
+    // Another app has its own budget.
+    let other = load(&node, "hostile");
+    assert!(node.spawn(&other, b"").is_ok());
+}
+
+#[test]
+fn a_handle_flood_stops_at_the_table_capacity() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let limits = Limits { handles: 100, ..Limits::default() };
+    let (pid, _m) = node.spawn_monitored(&hostile, b"", Some(limits)).unwrap();
+    let inbox = node.inbox(4);
+    node.send(pid, 7, b"", Some(inbox.pid())).unwrap();
+    let got = u64_of(&inbox.recv(WAIT).unwrap().body);
+    // The reply handle itself holds one slot.
+    assert!((90..100).contains(&got), "{got}");
+}
+
+#[test]
+fn a_mailbox_flood_is_refused_to_the_sender() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let echo = load(&node, "echo");
+    let small = Limits { mailbox_messages: 8, ..Limits::default() };
+    let (victim, _m) = node.spawn_monitored(&echo, b"", Some(small)).unwrap();
+    // Host sends are refused once the mailbox is full (the victim is busy? no: it drains).
+    let flooder = node.spawn(&hostile, b"").unwrap();
+    node.send(flooder, 8, b"", Some(victim)).unwrap();
+    // The flooder stops on `limit` instead of growing the victim's queue without bound.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(node.queued(victim).unwrap() <= 8);
+    let inbox = node.inbox(4);
+    let mut accepted = 0;
+    for _ in 0..64 {
+        if node.send(victim, 1, b"x", Some(inbox.pid())).is_ok() {
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= 1);
+}
+
+#[test]
+fn a_process_can_receive_its_own_message_without_deadlock() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let pid = node.spawn(&hostile, b"").unwrap();
+    let inbox = node.inbox(4);
+    node.send(pid, 9, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"to myself");
+    node.send(pid, 10, &20u64.to_le_bytes(), Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, [1]);
+}
+
+#[test]
+fn init_errors_end_the_process_normally() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let (_pid, monitor) = node.spawn_monitored(&hostile, b"refuse", None).unwrap();
+    assert_eq!(monitor.wait(WAIT), Some(ExitReason::Normal));
+}
+
+#[test]
+fn links_propagate_abnormal_exits_and_trap_exits_turns_them_into_signals() {
+    let node = node();
+    let sup = load(&node, "supervisor");
+    let (pid, monitor) = node.spawn_monitored(&sup, b"supervisor:3", None).unwrap();
+    let inbox = node.inbox(8);
+    let status = |inbox: &Inbox| {
+        node.send(pid, 1, b"", Some(inbox.pid())).unwrap();
+        let b = inbox.recv(WAIT).unwrap().body;
+        (u64_of(&b[..8]), u64_of(&b[8..]))
+    };
+    assert_eq!(status(&inbox), (3, 0));
+    assert_eq!(node.processes(), 4);
+    // Crash worker 1: the supervisor traps the exit and restarts it.
+    node.send(pid, 2, &1u64.to_le_bytes(), None).unwrap();
+    let mut seen = (0, 0);
+    for _ in 0..100 {
+        seen = status(&inbox);
+        if seen.1 == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(seen, (3, 1));
+    assert_eq!(node.processes(), 4);
+    // Killing the supervisor takes its linked workers with it (they do not trap exits).
+    assert!(node.kill(pid));
+    assert_eq!(monitor.wait(WAIT), Some(ExitReason::Killed));
+    for _ in 0..100 {
+        if node.processes() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(node.processes(), 0);
+}
+
+#[test]
+fn unknown_imports_and_invalid_bytes_are_refused_at_load() {
+    let node = node();
+    assert!(matches!(node.load(b"not wasm"), Err(HostError::Invalid(_))));
+    // Components importing WASI or an interface of ours at another version.
+    for import in ["wasi:cli/environment@0.2.0", "isocore:process/process@0.2.0", "isocore:secret/keys@0.1.0"] {
+        let text = format!(r#"(component (import "{import}" (instance)))"#);
+        match node.load(text.as_bytes()) {
+            Err(HostError::UnknownImport(name)) => assert_eq!(name, import),
+            other => panic!("{import}: {:?}", other.map(|_| ())),
+        }
+    }
+    // A component that imports nothing but does not export the actor world.
+    assert!(matches!(node.load(b"(component)"), Err(HostError::WrongWorld(_))));
+}
+
+#[test]
+fn density_beyond_the_map_count_is_refused_with_a_clear_message() {
+    let e = check_density(100_000, Some(65_530)).unwrap_err();
+    assert_eq!(e.reachable, (65_530 - config::VMA_RESERVE as u32 as u64) as u32 / 4);
+    let text = e.to_string();
+    assert!(text.contains("vm.max_map_count") && text.contains("100000"), "{text}");
+    assert!(check_density(1000, Some(65_530)).is_ok());
+}
+
+#[test]
+fn spawning_past_the_process_budget_is_a_limit_not_an_abort() {
+    let node = Node::new(NodeConfig { max_processes: 8, threads: 1, ..NodeConfig::default() }).unwrap();
+    let echo = load(&node, "echo");
+    let pids: Vec<_> = (0..8).map(|_| node.spawn(&echo, b"").unwrap()).collect();
+    assert!(matches!(node.spawn(&echo, b""), Err(HostError::Limit(_))));
+    assert!(node.kill(pids[0]));
+    for _ in 0..100 {
+        if node.spawn(&echo, b"").is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("a slot was not freed");
+}
