@@ -18,6 +18,8 @@ fn main() {
     let status = Command::new(cargo)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(guests.join("Cargo.toml"))
+        // From the guests' directory, so that their `.cargo/config.toml` applies.
+        .current_dir(&guests)
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

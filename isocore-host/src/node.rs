@@ -31,11 +31,13 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
 ];
 
 /// A handle to a process, as a guest holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ProcessRef {
     pid: Pid,
     /// Link, monitor and kill rights (a handle from `spawn`); otherwise send only.
     full: bool,
+    /// Held so that a send takes no node-wide lock; closed when the process exits.
+    mailbox: Arc<Mailbox>,
 }
 
 /// How a kill is requested and why.
@@ -73,7 +75,6 @@ struct Entry {
     links: HashSet<Pid>,
     /// Who is told when this process exits.
     watchers: Vec<(u64, Watcher)>,
-    app: Option<App>,
 }
 
 /// The memory one app's processes may use together.
@@ -164,6 +165,8 @@ struct Shared {
     next_ref: AtomicU64,
     stop: AtomicBool,
     stopped: event_listener::Event,
+    /// Processes alive (host inboxes not counted).
+    live: AtomicUsize,
     cache: Option<PathBuf>,
 }
 
@@ -311,6 +314,7 @@ impl Node {
             next_ref: AtomicU64::new(1),
             stop: AtomicBool::new(false),
             stopped: event_listener::Event::new(),
+            live: AtomicUsize::new(0),
             cache,
         });
         let mut threads = Vec::new();
@@ -405,6 +409,11 @@ impl Node {
         spawn(&self.shared, app, init, self.shared.config.limits, None, None)
     }
 
+    /// Spawns a process with these limits.
+    pub fn spawn_with(&self, app: &App, init: &[u8], limits: Limits) -> Result<Pid, HostError> {
+        spawn(&self.shared, app, init, limits, None, None)
+    }
+
     /// Spawns a process and a monitor that resolves when it exits (registered before it runs,
     /// so no exit is missed).
     pub fn spawn_monitored(&self, app: &App, init: &[u8], limits: Option<Limits>) -> Result<(Pid, Monitor), HostError> {
@@ -438,7 +447,6 @@ impl Node {
             trap_exits: true,
             links: HashSet::new(),
             watchers: Vec::new(),
-            app: None,
         };
         self.shared.registry.lock().expect("registry").insert(pid, entry);
         Inbox { pid, mailbox, shared: self.shared.clone() }
@@ -451,7 +459,7 @@ impl Node {
 
     /// Processes alive now.
     pub fn processes(&self) -> usize {
-        self.shared.registry.lock().expect("registry").values().filter(|e| e.app.is_some()).count()
+        self.shared.live.load(Ordering::Acquire)
     }
 
     /// Messages waiting in a process's mailbox.
@@ -466,6 +474,53 @@ impl Node {
 
     pub(crate) fn executor(&self) -> &smol::Executor<'static> {
         &self.shared.executor
+    }
+
+    /// Benchmark support: `n` times, a new store and an instance of `app`, dropped at once.
+    #[doc(hidden)]
+    pub fn bench_instantiate(&self, app: &App, n: u32) -> Duration {
+        let t = Instant::now();
+        for _ in 0..n {
+            let mut store = self.bench_store(app);
+            let actor = smol::block_on(app.inner.pre.instantiate_async(&mut store)).expect("instantiate");
+            drop((actor, store));
+        }
+        t.elapsed()
+    }
+
+    /// Benchmark support: `n` host→guest calls of `handle` on one instance.
+    #[doc(hidden)]
+    pub fn bench_calls(&self, app: &App, n: u32) -> Duration {
+        let mut store = self.bench_store(app);
+        smol::block_on(async {
+            let actor = app.inner.pre.instantiate_async(&mut store).await.expect("instantiate");
+            actor.call_init(&mut store, &[]).await.expect("init").expect("init ok");
+            let signal = wit::Signal::Timeout;
+            let t = Instant::now();
+            for _ in 0..n {
+                actor.call_handle(&mut store, &signal).await.expect("handle");
+            }
+            t.elapsed()
+        })
+    }
+
+    fn bench_store(&self, app: &App) -> Store<ProcState> {
+        let limits = self.shared.config.limits;
+        let state = ProcState {
+            pid: 0,
+            node: self.shared.clone(),
+            table: ResourceTable::new(),
+            limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone() },
+            kill: Arc::default(),
+            mailbox: Arc::new(Mailbox::new(1, 1)),
+            app: app.clone(),
+            random_counter: 0,
+        };
+        let mut store = Store::new(&self.shared.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        store.set_epoch_deadline(1);
+        store
     }
 
     pub(crate) fn handle(&self) -> NodeRef {
@@ -511,7 +566,16 @@ fn kill(shared: &Shared, pid: Pid, reason: ExitReason) -> bool {
     let Some(entry) = reg.get(&pid) else { return false };
     entry.kill.pull(reason);
     entry.mailbox.wake();
+    // A running process checks its kill switch at its next epoch deadline: move the epoch
+    // now instead of waiting for the tick (others merely yield a little early).
+    shared.engine.increment_epoch();
     true
+}
+
+fn closed_mailbox() -> Arc<Mailbox> {
+    let m = Arc::new(Mailbox::new(0, 0));
+    m.close();
+    m
 }
 
 fn spawn(
@@ -549,16 +613,16 @@ fn spawn(
     store.set_epoch_deadline(1);
     {
         let mut reg = shared.registry.lock().expect("registry");
-        if reg.values().filter(|e| e.app.is_some()).count() >= shared.config.max_processes as usize {
+        if shared.live.load(Ordering::Acquire) >= shared.config.max_processes as usize {
             return Err(HostError::Limit("processes"));
         }
+        shared.live.fetch_add(1, Ordering::AcqRel);
         let mut entry = Entry {
             mailbox,
             kill,
             trap_exits: false,
             links: HashSet::new(),
             watchers: Vec::new(),
-            app: Some(app.clone()),
         };
         if let Some(tx) = host_watch {
             entry.watchers.push((0, Watcher::Host(tx)));
@@ -577,6 +641,7 @@ fn spawn(
         Ok(a) => a,
         Err(e) => {
             shared.registry.lock().expect("registry").remove(&pid);
+            shared.live.fetch_sub(1, Ordering::AcqRel);
             return Err(HostError::Limit(if format!("{e:#}").contains("pool") {
                 "instance pool"
             } else {
@@ -638,6 +703,7 @@ fn classify(store: &Store<ProcState>, e: wasmtime::Error) -> ExitReason {
 fn finish(shared: &Shared, pid: Pid, reason: ExitReason) {
     let mut reg = shared.registry.lock().expect("registry");
     let Some(entry) = reg.remove(&pid) else { return };
+    shared.live.fetch_sub(1, Ordering::AcqRel);
     entry.mailbox.close();
     let mut kills = Vec::new();
     for l in &entry.links {
@@ -661,11 +727,14 @@ fn finish(shared: &Shared, pid: Pid, reason: ExitReason) {
             }
         }
     }
-    for l in kills {
-        if let Some(linked) = reg.get(&l) {
+    for l in &kills {
+        if let Some(linked) = reg.get(l) {
             linked.kill.pull(ExitReason::Linked(pid));
             linked.mailbox.wake();
         }
+    }
+    if !kills.is_empty() {
+        shared.engine.increment_epoch();
     }
 }
 
@@ -675,7 +744,10 @@ impl ProcState {
     fn signal_of(&mut self, item: Item) -> wit::Signal {
         match item {
             Item::Message { tag, body, from } => {
-                let reply = from.and_then(|pid| self.table.push(ProcessRef { pid, full: false }).ok());
+                let reply = from.and_then(|pid| {
+                    let r = self.handle_to(pid);
+                    self.table.push(r).ok()
+                });
                 wit::Signal::Message(wit::Message { tag, body, reply })
             }
             Item::Exit { pid, reason } => wit::Signal::Exit((pid, wit_reason(reason))),
@@ -683,8 +755,14 @@ impl ProcState {
         }
     }
 
-    fn target(&self, handle: &Resource<ProcessRef>) -> wasmtime::Result<ProcessRef> {
-        Ok(*self.table.get(handle)?)
+    fn target(&self, handle: &Resource<ProcessRef>) -> wasmtime::Result<&ProcessRef> {
+        Ok(self.table.get(handle)?)
+    }
+
+    /// A send-only handle to a live process (or one that reports it gone).
+    fn handle_to(&self, pid: Pid) -> ProcessRef {
+        let mailbox = self.node.registry.lock().expect("registry").get(&pid).map(|e| e.mailbox.clone());
+        ProcessRef { pid, full: false, mailbox: mailbox.unwrap_or_else(closed_mailbox) }
     }
 
     fn push(&mut self, r: ProcessRef) -> Result<Resource<ProcessRef>, wit::Error> {
@@ -719,16 +797,12 @@ impl wit::HostProcess for ProcState {
         tag: u64,
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let to = self.target(&handle)?;
-        let mailbox = self.node.registry.lock().expect("registry").get(&to.pid).map(|e| e.mailbox.clone());
-        Ok(match mailbox {
-            None => Err(wit::Error::Gone),
-            Some(m) => m.send(tag, body, Some(self.pid)).map_err(send_error),
-        })
+        let pid = self.pid;
+        Ok(self.target(&handle)?.mailbox.send(tag, body, Some(pid)).map_err(send_error))
     }
 
     fn link(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<Result<(), wit::Error>> {
-        let to = self.target(&handle)?;
+        let to = self.target(&handle)?.clone();
         if !to.full {
             return Ok(Err(wit::Error::Denied));
         }
@@ -746,7 +820,7 @@ impl wit::HostProcess for ProcState {
     }
 
     fn unlink(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<()> {
-        let to = self.target(&handle)?;
+        let to = self.target(&handle)?.clone();
         let mut reg = self.node.registry.lock().expect("registry");
         if let Some(t) = reg.get_mut(&to.pid) {
             t.links.remove(&self.pid);
@@ -758,7 +832,7 @@ impl wit::HostProcess for ProcState {
     }
 
     fn monitor(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<Result<u64, wit::Error>> {
-        let to = self.target(&handle)?;
+        let to = self.target(&handle)?.clone();
         if !to.full {
             return Ok(Err(wit::Error::Denied));
         }
@@ -774,7 +848,7 @@ impl wit::HostProcess for ProcState {
     }
 
     fn kill(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<Result<(), wit::Error>> {
-        let to = self.target(&handle)?;
+        let to = self.target(&handle)?.clone();
         if !to.full {
             return Ok(Err(wit::Error::Denied));
         }
@@ -785,8 +859,8 @@ impl wit::HostProcess for ProcState {
         &mut self,
         handle: Resource<ProcessRef>,
     ) -> wasmtime::Result<Result<Resource<ProcessRef>, wit::Error>> {
-        let to = self.target(&handle)?;
-        Ok(self.push(ProcessRef { pid: to.pid, full: false }))
+        let to = ProcessRef { full: false, ..self.target(&handle)?.clone() };
+        Ok(self.push(to))
     }
 
     fn drop(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<()> {
@@ -801,8 +875,8 @@ impl wit::Host for ProcState {
     }
 
     fn self_handle(&mut self) -> wasmtime::Result<Result<Resource<ProcessRef>, wit::Error>> {
-        let pid = self.pid;
-        Ok(self.push(ProcessRef { pid, full: false }))
+        let me = ProcessRef { pid: self.pid, full: false, mailbox: self.mailbox.clone() };
+        Ok(self.push(me))
     }
 
     async fn receive(&mut self, tags: Option<Vec<u64>>, timeout_ms: Option<u64>) -> wasmtime::Result<wit::Signal> {
@@ -825,7 +899,10 @@ impl wit::Host for ProcState {
     fn spawn(&mut self, init: Vec<u8>, link: bool) -> wasmtime::Result<Result<Resource<ProcessRef>, wit::Error>> {
         let limits = self.node.config.limits;
         match spawn(&self.node, &self.app.clone(), &init, limits, Some((self.pid, link)), None) {
-            Ok(pid) => Ok(self.push(ProcessRef { pid, full: true })),
+            Ok(pid) => {
+                let child = ProcessRef { full: true, ..self.handle_to(pid) };
+                Ok(self.push(child))
+            }
             Err(_) => Ok(Err(wit::Error::Limit)),
         }
     }

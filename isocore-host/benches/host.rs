@@ -1,0 +1,208 @@
+//! `cargo bench -p isocore-host`: spawning, density, mailboxes, calls, kills and installs of
+//! real component processes, next to the BEAM's published figures and to a bare smol
+//! ping-pong measured in the same run. Ends with one JSON object on one line.
+
+use isocore_host::{ExitReason, Limits, Node, NodeConfig, check_density, config};
+use std::time::{Duration, Instant};
+
+fn guest(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("ISOCORE_GUESTS_DIR")).join(format!("{name}.wasm"))).unwrap()
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let map_count = config::read_max_map_count().unwrap_or(65_530);
+    let wanted = 100_000u32;
+    let density = match check_density(wanted, Some(map_count)) {
+        Ok(()) => wanted,
+        Err(e) => {
+            println!("density: {e}");
+            e.reachable.min(wanted)
+        }
+    };
+    let node = Node::new(NodeConfig {
+        max_processes: density + 64,
+        threads: 2,
+        app_memory: usize::MAX / 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let echo_bytes = guest("echo");
+    let hostile_bytes = guest("hostile");
+
+    // Install: cold (validate + compile + check) and warm (from this node's artifact cache).
+    let cache = std::env::temp_dir().join(format!("isocore-bench-cache-{}", std::process::id()));
+    let cached =
+        Node::with_cache(NodeConfig { max_processes: 64, threads: 1, ..NodeConfig::default() }, Some(cache.clone()))
+            .unwrap();
+    let t = Instant::now();
+    cached.load(&hostile_bytes).unwrap();
+    let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let warm_ms = median(
+        (0..9)
+            .map(|_| {
+                let t = Instant::now();
+                cached.load(&hostile_bytes).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
+    drop(cached);
+    let _ = std::fs::remove_dir_all(&cache);
+    let app_kb = hostile_bytes.len() as f64 / 1e3;
+
+    let echo = node.load(&echo_bytes).unwrap();
+    let hostile = node.load(&hostile_bytes).unwrap();
+
+    // Instantiate alone (new store, instance from InstancePre, drop), and host→guest calls.
+    let instantiate_us =
+        median((0..7).map(|_| node.bench_instantiate(&echo, 2000).as_secs_f64() / 2000.0 * 1e6).collect());
+    let call_ns = median((0..7).map(|_| node.bench_calls(&echo, 100_000).as_secs_f64() / 100_000.0 * 1e9).collect());
+
+    // Mailbox round trip between two component processes.
+    let inbox = node.inbox(16);
+    let (a, b) = (node.spawn(&echo, b"").unwrap(), node.spawn(&echo, b"").unwrap());
+    node.send(a, 6, b"", Some(inbox.pid())).unwrap();
+    let rounds = 20_000u64;
+    let rtt_us = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                node.send(a, 3, &rounds.to_le_bytes(), Some(b)).unwrap();
+                inbox.recv(Duration::from_secs(60)).unwrap();
+                t.elapsed().as_secs_f64() / rounds as f64 * 1e6
+            })
+            .collect(),
+    );
+    node.kill(a);
+    node.kill(b);
+    let rtt_one_thread_us = {
+        let single = Node::new(NodeConfig { max_processes: 8, threads: 1, ..NodeConfig::default() }).unwrap();
+        let echo = single.load(&echo_bytes).unwrap();
+        let inbox = single.inbox(4);
+        let (a, b) = (single.spawn(&echo, b"").unwrap(), single.spawn(&echo, b"").unwrap());
+        single.send(a, 6, b"", Some(inbox.pid())).unwrap();
+        median(
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    single.send(a, 3, &rounds.to_le_bytes(), Some(b)).unwrap();
+                    inbox.recv(Duration::from_secs(60)).unwrap();
+                    t.elapsed().as_secs_f64() / rounds as f64 * 1e6
+                })
+                .collect(),
+        )
+    };
+
+    // The same ping-pong between two bare smol tasks: the floor of any mailbox.
+    let smol_rtt_us = {
+        let (to_b, b_rx) = async_channel::bounded::<u64>(1);
+        let (to_a, a_rx) = async_channel::bounded::<u64>(1);
+        let ex = smol::Executor::new();
+        smol::block_on(ex.run(async {
+            let pong = ex.spawn(async move {
+                while let Ok(v) = b_rx.recv().await {
+                    if to_a.send(v).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let t = Instant::now();
+            for i in 0..rounds {
+                to_b.send(i).await.unwrap();
+                a_rx.recv().await.unwrap();
+            }
+            let el = t.elapsed();
+            drop(to_b);
+            pong.await;
+            el.as_secs_f64() / rounds as f64 * 1e6
+        }))
+    };
+
+    // Kill a runaway: from the kill request to its monitor firing.
+    let mut kills = Vec::new();
+    for _ in 0..200 {
+        let (pid, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
+        node.send(pid, 1, b"", None).unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+        let t = Instant::now();
+        node.kill(pid);
+        assert_eq!(monitor.wait(Duration::from_secs(5)), Some(ExitReason::Killed));
+        kills.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let (kill_p50, kill_p99) = (percentile(kills.clone(), 0.5), percentile(kills, 0.99));
+
+    // Density: spawn N idle processes (each initialised), then measure memory.
+    let limits = Limits { memory: 4 << 20, mailbox_messages: 16, mailbox_bytes: 4096, handles: 16 };
+    let rss0 = rss_kib();
+    let t = Instant::now();
+    let mut pids = Vec::with_capacity(density as usize);
+    let mut spawn_lat = Vec::with_capacity(density as usize);
+    for _ in 0..density {
+        let s = Instant::now();
+        match node.spawn_with(&echo, b"", limits) {
+            Ok(pid) => pids.push(pid),
+            Err(e) => {
+                println!("spawn stopped at {}: {e}", pids.len());
+                break;
+            }
+        }
+        spawn_lat.push(s.elapsed().as_secs_f64() * 1e6);
+    }
+    // Every process has run `init` once it answers; ask the last one.
+    node.send(*pids.last().unwrap(), 1, b"ready", Some(inbox.pid())).unwrap();
+    inbox.recv(Duration::from_secs(60)).unwrap();
+    let spawn_all_s = t.elapsed().as_secs_f64();
+    let spawned = pids.len();
+    let rss1 = rss_kib();
+    let kib_per_process = (rss1.saturating_sub(rss0)) as f64 / spawned as f64;
+    let spawn_p50 = percentile(spawn_lat.clone(), 0.5);
+    let spawn_p99 = percentile(spawn_lat, 0.99);
+    let t = Instant::now();
+    for pid in &pids {
+        node.kill(*pid);
+    }
+    let kill_all_s = t.elapsed().as_secs_f64();
+
+    println!("{:<52} {:>12} {:>10}  anchor", "measure", "value", "target");
+    let rows: [(&str, f64, &str, &str); 13] = [
+        ("instantiate a process, InstancePre (us)", instantiate_us, "2", "BEAM spawn 1-3 us"),
+        ("spawn call p50, with registry and task (us)", spawn_p50, "", ""),
+        ("spawn call p99 (us)", spawn_p99, "", ""),
+        ("processes spawned and initialised", spawned as f64, "100000", "BEAM default limit 1048576"),
+        ("  all of them, wall time (s)", spawn_all_s, "1", ""),
+        ("  RSS per idle process (KiB)", kib_per_process, "8", "BEAM 2.6 KB"),
+        ("mailbox round trip, two processes, 1 thread (us)", rtt_one_thread_us, "1.5", "BEAM send 0.8 us one way"),
+        ("mailbox round trip, two processes, 2 threads (us)", rtt_us, "3", ""),
+        ("  bare smol task ping-pong, same run (us)", smol_rtt_us, "", "floor"),
+        ("host -> guest call of handle (ns)", call_ns, "100", ""),
+        ("kill a runaway p50 (us)", kill_p50, "", ""),
+        ("kill a runaway p99 (us)", kill_p99, "50", ""),
+        ("cold install, validate + compile (ms)", cold_ms, "150", "for 100 KB"),
+    ];
+    for (name, value, target, anchor) in rows {
+        println!("{name:<52} {value:>12.2} {target:>10}  {anchor}");
+    }
+    println!("{:<52} {warm_ms:>12.3} {:>10}", "warm start from the artifact cache (ms)", "1");
+    println!(
+        "install measured on the {app_kb:.1} KB hostile guest; vm.max_map_count = {map_count}; kill all {spawned}: {kill_all_s:.2} s"
+    );
+    println!(
+        "{{\"instantiate_us\":{instantiate_us:.2},\"spawn_p50_us\":{spawn_p50:.2},\"spawn_p99_us\":{spawn_p99:.2},\"processes\":{spawned},\"spawn_all_s\":{spawn_all_s:.3},\"rss_kib_per_process\":{kib_per_process:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
+        rtt_one_thread_us / smol_rtt_us
+    );
+}
