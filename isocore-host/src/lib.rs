@@ -42,6 +42,7 @@ mod bindings {
     });
 }
 
+pub mod app;
 pub mod config;
 mod mailbox;
 mod node;

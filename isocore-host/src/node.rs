@@ -87,6 +87,7 @@ struct AppBudget {
 struct AppInner {
     pre: bindings::ActorPre<ProcState>,
     digest: [u8; 32],
+    imports: Vec<String>,
     budget: AppBudget,
 }
 
@@ -100,6 +101,11 @@ impl App {
     /// BLAKE3 of the component's bytes.
     pub fn digest(&self) -> &[u8; 32] {
         &self.inner.digest
+    }
+
+    /// The interfaces the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
     }
 
     /// Bytes of linear memory this app's processes hold now.
@@ -360,15 +366,17 @@ impl Node {
         let digest: [u8; 32] = blake3::hash(bytes).into();
         let engine = &self.shared.engine;
         let component = self.compile(&digest, bytes)?;
+        let mut imports = Vec::new();
         for (name, _) in component.component_type().imports(engine) {
             if !ALLOWED_IMPORTS.contains(&name) {
                 return Err(HostError::UnknownImport(name.to_string()));
             }
+            imports.push(name.to_string());
         }
         let pre = self.shared.linker.instantiate_pre(&component).map_err(|e| HostError::Invalid(format!("{e:#}")))?;
         let pre = bindings::ActorPre::new(pre).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
         let max = self.shared.config.app_memory;
-        Ok(App { inner: Arc::new(AppInner { pre, digest, budget: AppBudget { used: AtomicUsize::new(0), max } }) })
+        Ok(App { inner: Arc::new(AppInner { pre, digest, imports, budget: AppBudget { used: AtomicUsize::new(0), max } }) })
     }
 
     fn compile(&self, digest: &[u8; 32], bytes: &[u8]) -> Result<Component, HostError> {
