@@ -318,3 +318,56 @@ pub fn install<S: Storage>(
     let granted = [kept, approved].concat();
     Ok(Installed { at, release, granted, app })
 }
+
+/// The processes of one installed app. Upgrading (or rolling back) restarts them on the new
+/// release with the arguments they were started with.
+pub struct Running {
+    installed: Installed,
+    processes: Vec<(crate::Pid, Vec<u8>)>,
+}
+
+impl Running {
+    /// Nothing running yet.
+    pub fn new(installed: Installed) -> Self {
+        Running { installed, processes: Vec::new() }
+    }
+
+    /// Starts a process of the app.
+    pub fn start(&mut self, node: &Node, init: &[u8]) -> Result<crate::Pid, HostError> {
+        if self.processes.len() >= self.installed.release.limits.processes as usize {
+            return Err(HostError::Limit("the app's process count"));
+        }
+        let limits = crate::Limits { memory: self.installed.release.limits.memory as usize, ..node.default_limits() };
+        let pid = node.spawn_with(&self.installed.app, init, limits)?;
+        self.processes.push((pid, init.to_vec()));
+        Ok(pid)
+    }
+
+    /// The release running.
+    pub fn installed(&self) -> &Installed {
+        &self.installed
+    }
+
+    /// The app's processes, in start order.
+    pub fn pids(&self) -> Vec<crate::Pid> {
+        self.processes.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// Stops every process and starts each again on `next`.
+    pub fn upgrade(&mut self, node: &Node, next: Installed) -> Result<(), HostError> {
+        self.stop(node);
+        let inits: Vec<Vec<u8>> = self.processes.drain(..).map(|(_, init)| init).collect();
+        self.installed = next;
+        for init in inits {
+            self.start(node, &init)?;
+        }
+        Ok(())
+    }
+
+    /// Kills every process of the app.
+    pub fn stop(&mut self, node: &Node) {
+        for (pid, _) in &self.processes {
+            node.kill(*pid);
+        }
+    }
+}

@@ -417,6 +417,11 @@ impl Node {
         spawn(&self.shared, app, init, self.shared.config.limits, None, None)
     }
 
+    /// The limits a process gets unless told otherwise.
+    pub fn default_limits(&self) -> Limits {
+        self.shared.config.limits
+    }
+
     /// Spawns a process with these limits.
     pub fn spawn_with(&self, app: &App, init: &[u8], limits: Limits) -> Result<Pid, HostError> {
         spawn(&self.shared, app, init, limits, None, None)

@@ -230,3 +230,33 @@ fn compiled_artifacts_are_cached_locally() {
     node.send(pid, 1, b"warm", Some(inbox.pid())).unwrap();
     assert_eq!(inbox.recv(WAIT).unwrap().body, b"warm");
 }
+
+#[test]
+fn an_upgrade_restarts_the_apps_processes_on_the_new_release() {
+    let node = node();
+    let mut feed = feed();
+    let echo = guest("echo");
+    let hostile = guest("hostile");
+    publish(&mut feed, &author(), release(&node, &echo, Vec::new()), &echo).unwrap();
+    let v1 = install(&node, &feed, Pin::Latest, &mut approve_all, None).unwrap();
+    let mut running = Running::new(v1.clone());
+    let before: Vec<Pid> = (0..3).map(|_| running.start(&node, b"").unwrap()).collect();
+    let monitors: Vec<_> = before.iter().map(|p| node.monitor(*p).unwrap()).collect();
+    // v2 is a different component (the hostile guest answers tag 9 where echo does not).
+    publish(&mut feed, &author(), release(&node, &hostile, Vec::new()), &hostile).unwrap();
+    let v2 = install(&node, &feed, Pin::Latest, &mut approve_all, Some(&v1)).unwrap();
+    running.upgrade(&node, v2).unwrap();
+    for m in monitors {
+        assert_eq!(m.wait(WAIT), Some(ExitReason::Killed));
+    }
+    let after = running.pids();
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|p| !before.contains(p)));
+    let inbox = node.inbox(4);
+    node.send(after[0], 9, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"to myself");
+    // Rolling back restarts them on the first release again.
+    running.upgrade(&node, install(&node, &feed, Pin::At(v1.at), &mut approve_all, None).unwrap()).unwrap();
+    assert_eq!(running.installed().at, v1.at);
+    assert_eq!(running.installed().app.digest(), blake3::hash(&echo).as_bytes());
+}
