@@ -64,18 +64,25 @@ impl Request {
     /// Whether granting `self` already grants everything `other` asks for.
     pub fn covers(&self, other: &Request) -> bool {
         match (self, other) {
-            (Request::Channel { channel: c, mode: m, path: p, .. }, Request::Channel { channel: c2, mode: m2, path: p2, .. }) => {
+            (
+                Request::Channel { channel: c, mode: m, path: p, .. },
+                Request::Channel { channel: c2, mode: m2, path: p2, .. },
+            ) => {
                 let (Some(p), Some(p2)) = (Path::parse(p), Path::parse(p2)) else { return false };
                 c == c2 && m2 <= m && p.covers(&p2)
             }
-            (Request::Invoke { node: n, interface: i, .. }, Request::Invoke { node: n2, interface: i2, .. }) => n == n2 && i == i2,
+            (Request::Invoke { node: n, interface: i, .. }, Request::Invoke { node: n2, interface: i2, .. }) => {
+                n == n2 && i == i2
+            }
             _ => false,
         }
     }
 
     fn valid(&self) -> bool {
         match self {
-            Request::Channel { mode, path, reason, .. } => *mode <= Mode::Admin as u8 && Path::parse(path).is_some() && reason.len() <= MAX_TEXT,
+            Request::Channel { mode, path, reason, .. } => {
+                *mode <= Mode::Admin as u8 && Path::parse(path).is_some() && reason.len() <= MAX_TEXT
+            }
             Request::Invoke { interface, reason, .. } => interface.len() <= MAX_TEXT && reason.len() <= MAX_TEXT,
         }
     }
@@ -167,14 +174,17 @@ impl Release {
             return Err(malformed("too long"));
         }
         let Some((&RELEASE_TAG, body)) = entry.split_first() else { return Err(malformed("not a release entry")) };
-        let (release, rest): (Release, _) = postcard::take_from_bytes(body).map_err(|_| malformed("does not decode"))?;
+        let (release, rest): (Release, _) =
+            postcard::take_from_bytes(body).map_err(|_| malformed("does not decode"))?;
         if !rest.is_empty() {
             return Err(malformed("trailing bytes"));
         }
         if postcard::to_allocvec(&release).map_err(|_| malformed("does not re-encode"))? != body {
             return Err(malformed("not canonical"));
         }
-        let lists_ok = [&release.imports, &release.exports].iter().all(|l| l.len() <= MAX_ITEMS && l.iter().all(|s| s.len() <= MAX_TEXT) && l.is_sorted());
+        let lists_ok = [&release.imports, &release.exports]
+            .iter()
+            .all(|l| l.len() <= MAX_ITEMS && l.iter().all(|s| s.len() <= MAX_TEXT) && l.is_sorted());
         if !lists_ok || release.requests.len() > MAX_ITEMS || !release.requests.iter().all(Request::valid) {
             return Err(malformed("a list or string out of bounds"));
         }
@@ -209,7 +219,12 @@ pub fn release_entries(mut release: Release, component: &[u8]) -> Vec<Vec<u8>> {
 
 /// Appends a release and its component to the app's feed, in one signed batch. Returns the
 /// release's position.
-pub fn publish<S: Storage>(feed: &mut Feed<S>, author: &ed25519_dalek::SigningKey, release: Release, component: &[u8]) -> Result<u64, InstallError> {
+pub fn publish<S: Storage>(
+    feed: &mut Feed<S>,
+    author: &ed25519_dalek::SigningKey,
+    release: Release,
+    component: &[u8],
+) -> Result<u64, InstallError> {
     let at = feed.len();
     let entries = release_entries(release, component);
     feed.append(author, entries).map_err(|e| InstallError::Store(e.to_string()))?;
@@ -271,24 +286,21 @@ pub fn find_release<S: Storage>(feed: &Feed<S>, pin: Pin) -> Result<(u64, Releas
     }
 }
 
-/// Installs (or upgrades to) the release `pin` of the app in `feed`. With `previous`, requests
-/// it already covers are granted again without asking; any others must all be approved,
-/// or the upgrade is refused.
-pub fn install<S: Storage>(
-    node: &Node,
-    feed: &Feed<S>,
-    pin: Pin,
-    consent: &mut dyn Consent,
-    previous: Option<&Installed>,
-) -> Result<Installed, InstallError> {
+/// Finds the release `pin` names and checks it: the feed is not forked, the chunks are held
+/// and hash to the digest, the bytes are a component the node accepts, and its imports are
+/// the ones declared. Grants nothing.
+pub fn check_release<S: Storage>(node: &Node, feed: &Feed<S>, pin: Pin) -> Result<(u64, Release, App), InstallError> {
     if feed.fork_proof().is_some() {
         return Err(InstallError::Forked);
     }
     let (at, release) = find_release(feed, pin)?;
     let mut bytes = Vec::with_capacity(release.size as usize);
     for i in at + 1..=at + release.chunks() {
-        let entry = feed.get(i).map_err(|e| InstallError::Store(e.to_string()))?.ok_or(InstallError::NotReplicated(i))?;
-        let Some((&CHUNK_TAG, chunk)) = entry.split_first() else { return Err(InstallError::Malformed("a chunk entry expected")) };
+        let entry =
+            feed.get(i).map_err(|e| InstallError::Store(e.to_string()))?.ok_or(InstallError::NotReplicated(i))?;
+        let Some((&CHUNK_TAG, chunk)) = entry.split_first() else {
+            return Err(InstallError::Malformed("a chunk entry expected"));
+        };
         bytes.extend_from_slice(chunk);
         if bytes.len() as u64 > release.size {
             return Err(InstallError::WrongDigest);
@@ -303,8 +315,22 @@ pub fn install<S: Storage>(
     if actual != release.imports {
         return Err(InstallError::ManifestMismatch { actual, declared: release.imports.clone() });
     }
-    let kept: Vec<Request> = previous.map_or(Vec::new(), |p| {
-        release.requests.iter().filter(|r| p.granted.iter().any(|g| g.covers(r))).cloned().collect()
+    Ok((at, release, app))
+}
+
+/// Installs (or upgrades to) the release `pin` of the app in `feed`. With `previous` (what
+/// the user granted the installed release), requests it already covers are granted again
+/// without asking; any others must all be approved, or the upgrade is refused.
+pub fn install<S: Storage>(
+    node: &Node,
+    feed: &Feed<S>,
+    pin: Pin,
+    consent: &mut dyn Consent,
+    previous: Option<&[Request]>,
+) -> Result<Installed, InstallError> {
+    let (at, release, app) = check_release(node, feed, pin)?;
+    let kept: Vec<Request> = previous.map_or(Vec::new(), |granted| {
+        release.requests.iter().filter(|r| granted.iter().any(|g| g.covers(r))).cloned().collect()
     });
     let asked: Vec<Request> = release.requests.iter().filter(|r| !kept.contains(r)).cloned().collect();
     let approved: Vec<Request> = if asked.is_empty() {

@@ -55,6 +55,11 @@ pub use node::{ALLOWED_IMPORTS, App, Inbox, Monitor, Node, ProcState, ProcessRef
 pub use process::{ExitReason, Limits, Pid};
 pub use supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 
+/// Where this build put the guest components of `guests/` (for tests and examples of
+/// crates that embed the host).
+#[doc(hidden)]
+pub const GUESTS_DIR: &str = env!("ISOCORE_GUESTS_DIR");
+
 /// Why the host refused something.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {

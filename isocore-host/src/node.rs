@@ -363,6 +363,9 @@ impl Node {
     /// spawning. With a cache directory, a compiled artifact made earlier by this node is
     /// reused.
     pub fn load(&self, bytes: &[u8]) -> Result<App, HostError> {
+        if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
+            return Err(HostError::Invalid("not a WebAssembly component".into()));
+        }
         let digest: [u8; 32] = blake3::hash(bytes).into();
         let engine = &self.shared.engine;
         let component = self.compile(&digest, bytes)?;
@@ -376,7 +379,9 @@ impl Node {
         let pre = self.shared.linker.instantiate_pre(&component).map_err(|e| HostError::Invalid(format!("{e:#}")))?;
         let pre = bindings::ActorPre::new(pre).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
         let max = self.shared.config.app_memory;
-        Ok(App { inner: Arc::new(AppInner { pre, digest, imports, budget: AppBudget { used: AtomicUsize::new(0), max } }) })
+        Ok(App {
+            inner: Arc::new(AppInner { pre, digest, imports, budget: AppBudget { used: AtomicUsize::new(0), max } }),
+        })
     }
 
     fn compile(&self, digest: &[u8; 32], bytes: &[u8]) -> Result<Component, HostError> {
@@ -630,13 +635,7 @@ fn spawn(
             return Err(HostError::Limit("processes"));
         }
         shared.live.fetch_add(1, Ordering::AcqRel);
-        let mut entry = Entry {
-            mailbox,
-            kill,
-            trap_exits: false,
-            links: HashSet::new(),
-            watchers: Vec::new(),
-        };
+        let mut entry = Entry { mailbox, kill, trap_exits: false, links: HashSet::new(), watchers: Vec::new() };
         if let Some(tx) = host_watch {
             entry.watchers.push((0, Watcher::Host(tx)));
         }

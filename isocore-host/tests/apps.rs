@@ -65,7 +65,9 @@ fn the_user_grants_only_what_they_approve() {
     let mut feed = feed();
     let asked = vec![photos(1, "/photos"), photos(2, "/")];
     publish(&mut feed, &author(), release(&node, &bytes, asked), &bytes).unwrap();
-    let mut only_read = |_: &Release, asked: &[Request]| asked.iter().filter(|r| matches!(r, Request::Channel { mode: 1, .. })).cloned().collect();
+    let mut only_read = |_: &Release, asked: &[Request]| {
+        asked.iter().filter(|r| matches!(r, Request::Channel { mode: 1, .. })).cloned().collect()
+    };
     let installed = install(&node, &feed, Pin::Latest, &mut only_read, None).unwrap();
     assert_eq!(installed.granted, vec![photos(1, "/photos")]);
 }
@@ -82,21 +84,24 @@ fn an_upgrade_widening_requests_needs_fresh_consent_and_narrowing_does_not() {
     wider.version = (0, 2, 0);
     publish(&mut feed, &author(), wider, &bytes).unwrap();
     let mut deny = |_: &Release, _: &[Request]| Vec::new();
-    assert!(matches!(install(&node, &feed, Pin::Latest, &mut deny, Some(&v1)), Err(InstallError::NeedsConsent(1))));
-    let v2 = install(&node, &feed, Pin::Latest, &mut approve_all, Some(&v1)).unwrap();
+    assert!(matches!(
+        install(&node, &feed, Pin::Latest, &mut deny, Some(&v1.granted)),
+        Err(InstallError::NeedsConsent(1))
+    ));
+    let v2 = install(&node, &feed, Pin::Latest, &mut approve_all, Some(&v1.granted)).unwrap();
     assert_eq!(v2.release.version, (0, 2, 0));
     // v3 asks for less (read under a sub-path): applied without asking.
     let mut narrower = release(&node, &bytes, vec![photos(1, "/photos/2026")]);
     narrower.version = (0, 3, 0);
     publish(&mut feed, &author(), narrower, &bytes).unwrap();
     let mut never = |_: &Release, _: &[Request]| -> Vec<Request> { panic!("consent asked for a narrower release") };
-    let v3 = install(&node, &feed, Pin::Latest, &mut never, Some(&v2)).unwrap();
+    let v3 = install(&node, &feed, Pin::Latest, &mut never, Some(&v2.granted)).unwrap();
     assert_eq!(v3.granted, vec![photos(1, "/photos/2026")]);
     // Rolling back is pinning an older release.
     // v1 asked for read on /photos, wider than v3's grant: consent again.
-    let back = install(&node, &feed, Pin::At(v1.at), &mut deny, Some(&v3));
+    let back = install(&node, &feed, Pin::At(v1.at), &mut deny, Some(&v3.granted));
     assert!(matches!(back, Err(InstallError::NeedsConsent(1))));
-    let back = install(&node, &feed, Pin::At(v1.at), &mut approve_all, Some(&v3)).unwrap();
+    let back = install(&node, &feed, Pin::At(v1.at), &mut approve_all, Some(&v3.granted)).unwrap();
     assert_eq!(back.release.version, (0, 1, 0));
 }
 
@@ -136,7 +141,10 @@ fn a_release_that_misstates_its_imports_is_refused() {
     let mut r = release(&node, &bytes, Vec::new());
     r.imports.pop();
     publish(&mut feed, &author(), r, &bytes).unwrap();
-    assert!(matches!(install(&node, &feed, Pin::Latest, &mut approve_all, None), Err(InstallError::ManifestMismatch { .. })));
+    assert!(matches!(
+        install(&node, &feed, Pin::Latest, &mut approve_all, None),
+        Err(InstallError::ManifestMismatch { .. })
+    ));
 }
 
 #[test]
@@ -172,14 +180,19 @@ fn a_precompiled_artifact_from_the_network_is_never_loaded() {
     let artifact = wasmtime::component::Component::new(&engine, guest("echo")).unwrap().serialize().unwrap();
     let mut feed = feed();
     publish(&mut feed, &author(), release(&node, &guest("echo"), Vec::new()), &artifact).unwrap();
-    assert!(matches!(install(&node, &feed, Pin::Latest, &mut approve_all, None), Err(InstallError::Host(HostError::Invalid(_)))));
+    assert!(matches!(
+        install(&node, &feed, Pin::Latest, &mut approve_all, None),
+        Err(InstallError::Host(HostError::Invalid(_)))
+    ));
 }
 
 #[test]
 fn malformed_releases_are_refused_without_panicking() {
     let node = node();
     let good = release(&node, &guest("echo"), vec![photos(1, "/a")]).encode();
-    assert!(Release::decode(&good).is_err_and(|e| matches!(e, InstallError::Malformed("component size out of bounds"))));
+    assert!(
+        Release::decode(&good).is_err_and(|e| matches!(e, InstallError::Malformed("component size out of bounds")))
+    );
     let mut r = release(&node, &guest("echo"), vec![photos(1, "/a")]);
     r.size = 10;
     let good = r.encode();
@@ -244,7 +257,7 @@ fn an_upgrade_restarts_the_apps_processes_on_the_new_release() {
     let monitors: Vec<_> = before.iter().map(|p| node.monitor(*p).unwrap()).collect();
     // v2 is a different component (the hostile guest answers tag 9 where echo does not).
     publish(&mut feed, &author(), release(&node, &hostile, Vec::new()), &hostile).unwrap();
-    let v2 = install(&node, &feed, Pin::Latest, &mut approve_all, Some(&v1)).unwrap();
+    let v2 = install(&node, &feed, Pin::Latest, &mut approve_all, Some(&v1.granted)).unwrap();
     running.upgrade(&node, v2).unwrap();
     for m in monitors {
         assert_eq!(m.wait(WAIT), Some(ExitReason::Killed));

@@ -2,6 +2,7 @@
 //! OS random number generator. The `isocore` command is built on it.
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod demo;
 pub mod node;
 pub mod store;

@@ -73,11 +73,73 @@ enum Command {
     },
     /// Show this node's identity and feeds.
     Info,
+    /// Apps: publish a component as a release, install, list, run and stop.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
     /// Start four nodes on loopback and show live replication through a relay.
     Demo {
         /// Print only the final line.
         #[arg(long)]
         quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Publish a component as a new release of an app (a new app channel unless --feed).
+    Publish {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The app's feed, which this node writes.
+        #[arg(long)]
+        feed: Option<String>,
+        /// Release version, MAJOR.MINOR.PATCH.
+        #[arg(long, default_value = "0.1.0")]
+        version: String,
+        /// A capability the app asks for: channel:HEX:MODE:/path[:reason] or
+        /// invoke:NODE:INTERFACE[:reason] (repeatable).
+        #[arg(long = "request")]
+        requests: Vec<String>,
+        /// Release notes.
+        #[arg(long, default_value = "")]
+        notes: String,
+        /// Linear memory per process, in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        memory: u64,
+        /// Processes at once.
+        #[arg(long, default_value_t = 64)]
+        processes: u32,
+    },
+    /// Install the newest release of an app held here (or --at a given one, to roll back).
+    Install {
+        /// The app's feed key.
+        feed: String,
+        /// Release position to pin.
+        #[arg(long)]
+        at: Option<u64>,
+        /// Grant every requested capability without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List installed apps.
+    List,
+    /// Run an installed app's processes until they exit or `app stop`.
+    Run {
+        /// The app's feed key.
+        feed: String,
+        /// The init argument of each process.
+        #[arg(long, default_value = "")]
+        init: String,
+        /// How many processes to start.
+        #[arg(long, default_value_t = 1)]
+        processes: u32,
+    },
+    /// Stop a running app.
+    Stop {
+        /// The app's feed key.
+        feed: String,
     },
 }
 
@@ -119,6 +181,24 @@ fn open(data: &std::path::Path) -> Result<isocore_node::store::Db> {
 fn run(command: Command, data: PathBuf) -> Result<()> {
     match command {
         Command::Demo { quiet } => isocore_node::demo::run(quiet),
+        Command::App { command } => {
+            use isocore_node::apps;
+            match command {
+                AppCommand::Publish { component, feed, version, requests, notes, memory, processes } => {
+                    let feed = feed.as_deref().map(feed_key).transpose()?;
+                    apps::publish(
+                        &data,
+                        apps::PublishArgs { component, feed, version, requests, notes, memory, processes },
+                    )
+                }
+                AppCommand::Install { feed, at, yes } => apps::install(&data, &feed_key(&feed)?, at, yes),
+                AppCommand::List => apps::list(&data),
+                AppCommand::Run { feed, init, processes } => {
+                    apps::run(&data, &feed_key(&feed)?, init.as_bytes(), processes)
+                }
+                AppCommand::Stop { feed } => apps::stop(&data, &feed_key(&feed)?),
+            }
+        }
         Command::Create => {
             let key = create_feed(&open(&data)?)?;
             println!("{}", format_feed_key(&key));

@@ -18,8 +18,8 @@ fn isocore(data: &Path, args: &[&str]) -> Command {
 }
 
 fn run(data: &Path, args: &[&str]) -> String {
-    let out = isocore(data, args).output().unwrap();
-    assert!(out.status.success(), "isocore {args:?} failed");
+    let out = isocore(data, args).stderr(Stdio::piped()).output().unwrap();
+    assert!(out.status.success(), "isocore {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -245,4 +245,74 @@ fn clear_errors_and_exit_codes() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     assert!(fail(&["node", "--listen", &port]).contains("cannot listen"));
+}
+
+fn failing(data: &Path, args: &[&str]) -> String {
+    let out = isocore(data, args).stderr(Stdio::piped()).output().unwrap();
+    assert!(!out.status.success(), "isocore {args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn an_app_is_published_fetched_from_a_peer_installed_run_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (author, user) = (dir.path().join("author"), dir.path().join("user"));
+    let echo = Path::new(isocore_host::GUESTS_DIR).join("echo.wasm");
+    let channel = "07".repeat(32);
+    let request = format!("channel:{channel}:read:/photos:show them");
+    let published =
+        run(&author, &["app", "publish", echo.to_str().unwrap(), "--version", "1.0.0", "--request", &request]);
+    let key = published.split_whitespace().next().unwrap().to_string();
+    assert!(failing(&user, &["app", "install", &key, "--yes"]).contains("follow it from a peer first"));
+
+    // The user's node fetches the app channel from the author's node.
+    let server = Proc::start(isocore(&author, &["node", "--listen", "127.0.0.1:0"]), false);
+    let addr = server.address();
+    let follower = Proc::start(isocore(&user, &["follow", &key, "--connect", &addr]), false);
+    let deadline = Instant::now() + LIMIT;
+    while !follower.lines.recv_timeout(LIMIT).unwrap().starts_with("1\t") {
+        assert!(Instant::now() < deadline, "the component never arrived");
+    }
+    // Replicated data is made durable once a second; let that happen before killing it.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(follower);
+    drop(server);
+
+    let installed = run(&user, &["app", "install", &key, "--yes"]);
+    assert!(installed.starts_with("installed 1.0.0 (release 0) with 1 of 1"), "{installed}");
+    assert!(run(&user, &["app", "list"]).contains(&format!("{key} 1.0.0 release 0 granted 1")));
+    let mut running = Proc::start(isocore(&user, &["app", "run", &key, "--processes", "3"]), false);
+    assert!(running.next_line().starts_with("running 3 processes"));
+    assert!(run(&user, &["app", "list"]).contains("running"));
+    assert!(failing(&user, &["app", "run", &key]).contains("already running"));
+    assert_eq!(run(&user, &["app", "stop", &key]).trim(), "stopped");
+    let status = running.child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!run(&user, &["app", "list"]).contains("running"));
+    assert!(failing(&user, &["app", "stop", &key]).contains("not running"));
+}
+
+#[test]
+fn app_commands_refuse_bad_input_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let not_wasm = dir.path().join("x.wasm");
+    std::fs::write(&not_wasm, [0xffu8, 0xfe, 0, 1]).unwrap();
+    assert!(failing(&data, &["app", "publish", not_wasm.to_str().unwrap()]).contains("not a WebAssembly component"));
+    let echo = Path::new(isocore_host::GUESTS_DIR).join("echo.wasm");
+    let echo = echo.to_str().unwrap();
+    assert!(failing(&data, &["app", "publish", echo, "--version", "1.x"]).contains("MAJOR.MINOR.PATCH"));
+    assert!(
+        failing(&data, &["app", "publish", echo, "--request", "channel:zz:read:/a"]).contains("not 32 bytes of hex")
+    );
+    let bad_mode = format!("channel:{}:own:/a", "07".repeat(32));
+    assert!(failing(&data, &["app", "publish", echo, "--request", &bad_mode]).contains("unknown mode"));
+    let key = run(&data, &["app", "publish", echo]).split_whitespace().next().unwrap().to_string();
+    assert!(failing(&data, &["app", "run", &key]).contains("not installed"));
+    // A second release asking for write needs consent, which a non-terminal cannot give.
+    run(&data, &["app", "install", &key]);
+    let write = format!("channel:{}:write:/", "07".repeat(32));
+    run(&data, &["app", "publish", echo, "--feed", &key, "--version", "1.1.0", "--request", &write]);
+    assert!(failing(&data, &["app", "install", &key]).contains("needs fresh consent"));
+    assert!(run(&data, &["app", "list"]).contains("release 0 (newer release 2 held)"));
 }
