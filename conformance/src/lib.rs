@@ -28,3 +28,16 @@ pub fn check_vector_file(area: &str, name: &str, json: &str, regenerate: &str) {
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(existing == text, "{} is out of date; regenerate with `ISOCORE_BLESS=1 {regenerate}`", path.display());
 }
+
+/// Numbers the tests of Wycheproof-style `groups` 1, 2, … in order (their `tcId`), and
+/// returns how many there are (the file's `numberOfTests`).
+pub fn number_tests(groups: &mut [serde_json::Value]) -> usize {
+    let mut id = 0;
+    for g in groups {
+        for t in g["tests"].as_array_mut().expect("a test group has a tests array") {
+            id += 1;
+            t["tcId"] = serde_json::json!(id);
+        }
+    }
+    id
+}

@@ -105,18 +105,8 @@ fn notes() -> Value {
     })
 }
 
-fn document(algorithm: &str, schema: &str, groups: Vec<Value>, notes: Value) -> Value {
-    let mut id = 0;
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|mut g| {
-            for t in g["tests"].as_array_mut().unwrap() {
-                id += 1;
-                t["tcId"] = json!(id);
-            }
-            g
-        })
-        .collect();
+fn document(algorithm: &str, schema: &str, mut groups: Vec<Value>, notes: Value) -> Value {
+    let id = isocore_conformance::number_tests(&mut groups);
     json!({
         "algorithm": algorithm,
         "schema": schema,

@@ -158,6 +158,22 @@ pub enum InstallError {
 }
 
 impl Release {
+    /// A release of version `version` for a component with these (sorted) imports; the
+    /// digest and size are filled in when it is published.
+    pub fn new(version: (u32, u32, u32), imports: Vec<String>, requests: Vec<Request>, limits: AppLimits) -> Release {
+        Release {
+            version,
+            component: [0; 32],
+            size: 0,
+            world: WORLD.into(),
+            imports,
+            exports: Vec::new(),
+            requests,
+            limits,
+            notes: String::new(),
+        }
+    }
+
     /// The release entry's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![RELEASE_TAG];

@@ -20,17 +20,7 @@ fn feed() -> Feed<MemoryStore> {
 fn release(node: &Node, bytes: &[u8], requests: Vec<Request>) -> Release {
     let mut imports = node.load(bytes).unwrap().imports().to_vec();
     imports.sort();
-    Release {
-        version: (0, 1, 0),
-        component: [0; 32],
-        size: 0,
-        world: WORLD.into(),
-        imports,
-        exports: Vec::new(),
-        requests,
-        limits: AppLimits { memory: 4 << 20, processes: 16 },
-        notes: String::new(),
-    }
+    Release::new((0, 1, 0), imports, requests, AppLimits { memory: 4 << 20, processes: 16 })
 }
 
 fn photos(mode: u8, path: &str) -> Request {

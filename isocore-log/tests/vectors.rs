@@ -40,19 +40,8 @@ fn head_json(head: &SignedHead) -> Value {
     json!({"length": head.length, "root": hex(&head.root.0), "signature": hex(&head.signature.0)})
 }
 
-fn file(algorithm: &str, notes: Value, groups: Vec<Value>) -> Value {
-    let count: usize = groups.iter().map(|g| g["tests"].as_array().unwrap().len()).sum();
-    let mut id = 0;
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|mut g| {
-            for t in g["tests"].as_array_mut().unwrap() {
-                id += 1;
-                t["tcId"] = json!(id);
-            }
-            g
-        })
-        .collect();
+fn file(algorithm: &str, notes: Value, mut groups: Vec<Value>) -> Value {
+    let count = isocore_conformance::number_tests(&mut groups);
     json!({
         "algorithm": algorithm,
         "specification": "spec/log.md",

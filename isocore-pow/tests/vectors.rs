@@ -235,18 +235,8 @@ fn keys() -> Value {
     )
 }
 
-fn file(algorithm: &str, notes: Value, groups: Vec<Value>) -> Value {
-    let mut id = 0;
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|mut g| {
-            for t in g["tests"].as_array_mut().unwrap() {
-                id += 1;
-                t["tcId"] = json!(id);
-            }
-            g
-        })
-        .collect();
+fn file(algorithm: &str, notes: Value, mut groups: Vec<Value>) -> Value {
+    let id = isocore_conformance::number_tests(&mut groups);
     json!({
         "algorithm": algorithm,
         "schema": "isocore_pow_v1",

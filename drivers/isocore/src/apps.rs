@@ -6,7 +6,7 @@
 //! which only this node writes.
 
 use crate::node::{create_feed, format_feed_key, open_db};
-use isocore_host::app::{self, AppLimits, Pin, Release, Request, WORLD};
+use isocore_host::app::{self, AppLimits, Pin, Release, Request};
 use isocore_host::{Node, NodeConfig};
 use isocore_log::{Feed, FeedKey};
 use std::io::{BufRead, IsTerminal, Write};
@@ -102,15 +102,8 @@ pub fn publish(data: &Path, args: PublishArgs) -> Result<()> {
     };
     let requests = args.requests.iter().map(|r| parse_request(r)).collect::<Result<Vec<_>>>()?;
     let release = Release {
-        version,
-        component: [0; 32],
-        size: 0,
-        world: WORLD.into(),
-        imports,
-        exports: Vec::new(),
-        requests,
-        limits: AppLimits { memory: args.memory, processes: args.processes },
         notes: args.notes,
+        ..Release::new(version, imports, requests, AppLimits { memory: args.memory, processes: args.processes })
     };
     let db = open_db(data)?;
     let key = match args.feed {
