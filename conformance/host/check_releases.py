@@ -74,9 +74,9 @@ def valid_path(text):  # spec/cap.md §5.2 text form: "/" (the root) or "/c1/...
     parts = b[1:].split(b"/")
     return len(parts) <= MAX_PATH_COMPONENTS and all(valid_component(c) for c in parts)
 
-def sorted_by_bytes(items):  # ascending; equal neighbours allowed (§9.2)
+def sorted_by_bytes(items):  # strictly ascending: no duplicates (§9.2)
     enc = [s.encode() for s in items]
-    return all(a <= b for a, b in zip(enc, enc[1:]))
+    return all(a < b for a, b in zip(enc, enc[1:]))
 
 def check_bounds(rel):
     def text(s, what, bound=MAX_TEXT):
@@ -259,7 +259,8 @@ def self_checks():
     yield "longest path is 1040 bytes", len("/" + "/".join([c64] * 16)) == 1040 > MAX_TEXT, "arithmetic"
 
     # sorting: by bytes, equal neighbours allowed
-    yield accepts("imports sorted by bytes", sample(imports=["B", "a", "a", "é"]))
+    yield accepts("imports sorted by bytes", sample(imports=["B", "a", "é"]))
+    yield refuses("imports with a duplicate", sample(imports=["a", "a"]), "Canonical")
     yield accepts("exports sorted by bytes", sample(exports=["z", "\u00e9", "\uffff", "\U0001f600"]))
     yield refuses("imports unsorted", sample(imports=["b", "a"]), "Canonical")
     yield refuses("exports unsorted", sample(exports=["ab", "a"]), "Canonical")

@@ -81,7 +81,10 @@ impl Request {
     fn valid(&self) -> bool {
         match self {
             Request::Channel { mode, path, reason, .. } => {
-                *mode <= Mode::Admin as u8 && Path::parse(path).is_some() && reason.len() <= MAX_TEXT
+                *mode <= Mode::Admin as u8
+                    && path.len() <= MAX_TEXT
+                    && Path::parse(path).is_some()
+                    && reason.len() <= MAX_TEXT
             }
             Request::Invoke { interface, reason, .. } => interface.len() <= MAX_TEXT && reason.len() <= MAX_TEXT,
         }
@@ -198,9 +201,11 @@ impl Release {
         if postcard::to_allocvec(&release).map_err(|_| malformed("does not re-encode"))? != body {
             return Err(malformed("not canonical"));
         }
+        // Strictly ascending: sorted, and no second spelling by repeating an item.
+        let ascending = |l: &Vec<String>| l.windows(2).all(|w| w[0] < w[1]);
         let lists_ok = [&release.imports, &release.exports]
             .iter()
-            .all(|l| l.len() <= MAX_ITEMS && l.iter().all(|s| s.len() <= MAX_TEXT) && l.is_sorted());
+            .all(|l| l.len() <= MAX_ITEMS && l.iter().all(|s| s.len() <= MAX_TEXT) && ascending(l));
         if !lists_ok || release.requests.len() > MAX_ITEMS || !release.requests.iter().all(Request::valid) {
             return Err(malformed("a list or string out of bounds"));
         }

@@ -82,6 +82,14 @@ fn checked_in_vectors_are_up_to_date() {
     let mut unsorted = base();
     unsorted.imports.reverse();
     invalid("imports out of order", &["Canonical"], unsorted.encode());
+    let mut duplicate = base();
+    duplicate.imports = vec!["isocore:process/log@0.1.0".into(), "isocore:process/log@0.1.0".into()];
+    invalid("a duplicate import", &["Canonical"], duplicate.encode());
+    let mut long_path = base();
+    let long = format!("/{}", vec!["p".repeat(64); 16].join("/"));
+    assert!(isocore_cap::Path::parse(&long).is_some() && long.len() > MAX_TEXT);
+    long_path.requests[0] = Request::Channel { channel: [7; 32], mode: 1, path: long, reason: String::new() };
+    invalid("a valid path longer than MAX_TEXT", &["Bounds"], long_path.encode());
     let mut bad_path = base();
     bad_path.requests[0] = Request::Channel { channel: [7; 32], mode: 1, path: "photos".into(), reason: String::new() };
     invalid("a request path without a leading slash", &["Bounds"], bad_path.encode());
