@@ -31,7 +31,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             epoch: Duration::from_secs(300),
-            deadline: Duration::from_secs(2),
+            deadline: Duration::from_secs(1),
             age_per_octave: Duration::from_millis(500),
             free_wait: Duration::from_millis(250),
             max_replay_tags: 1 << 20,
