@@ -506,6 +506,20 @@ impl Node {
         t.elapsed()
     }
 
+    /// Benchmark support: `n` instantiated stores, held (no task, no mailbox) until the
+    /// returned value is dropped, to tell the instance's memory from the process's.
+    #[doc(hidden)]
+    pub fn bench_hold(&self, app: &App, n: u32) -> Box<dyn std::any::Any> {
+        let held: Vec<_> = (0..n)
+            .map(|_| {
+                let mut store = self.bench_store(app);
+                let actor = smol::block_on(app.inner.pre.instantiate_async(&mut store)).expect("instantiate");
+                (store, actor)
+            })
+            .collect();
+        Box::new(held)
+    }
+
     /// Benchmark support: `n` host→guest calls of `handle` on one instance.
     #[doc(hidden)]
     pub fn bench_calls(&self, app: &App, n: u32) -> Duration {
