@@ -14,6 +14,10 @@ fn rss_kib() -> u64 {
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
 }
 
+fn maps() -> u64 {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count() as u64)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -35,7 +39,7 @@ fn main() {
         }
     };
     let node = Node::new(NodeConfig {
-        max_processes: density + 64,
+        max_processes: density,
         threads: 2,
         app_memory: usize::MAX / 2,
         ..NodeConfig::default()
@@ -147,19 +151,22 @@ fn main() {
     let (kill_p50, kill_p99) = (percentile(kills.clone(), 0.5), percentile(kills, 0.99));
 
     // Instances alone (a store and an instance each, no task, never called), for comparison.
-    let instances = density.min(20_000);
-    let rss_i0 = rss_kib();
+    let instances = (density / 2).min(10_000);
+    let (rss_i0, maps_i0) = (rss_kib(), maps());
     let held = node.bench_hold(&echo, instances);
     let instance_kib = (rss_kib().saturating_sub(rss_i0)) as f64 / f64::from(instances);
+    let instance_maps = (maps().saturating_sub(maps_i0)) as f64 / f64::from(instances);
     drop(held);
 
     // Density: spawn N idle processes (each initialised), then measure memory.
     let limits = Limits { memory: 4 << 20, mailbox_messages: 16, mailbox_bytes: 4096, handles: 16 };
-    let rss0 = rss_kib();
+    let (rss0, maps0) = (rss_kib(), maps());
     let t = Instant::now();
-    let mut pids = Vec::with_capacity(density as usize);
-    let mut spawn_lat = Vec::with_capacity(density as usize);
-    for _ in 0..density {
+    // A few slots stay free for the processes the earlier measurements may still be ending.
+    let target = density.saturating_sub(16);
+    let mut pids = Vec::with_capacity(target as usize);
+    let mut spawn_lat = Vec::with_capacity(target as usize);
+    for _ in 0..target {
         let s = Instant::now();
         match node.spawn_with(&echo, b"", limits) {
             Ok(pid) => pids.push(pid),
@@ -177,6 +184,7 @@ fn main() {
     let spawned = pids.len();
     let rss1 = rss_kib();
     let kib_per_process = (rss1.saturating_sub(rss0)) as f64 / spawned as f64;
+    let maps_per_process = (maps().saturating_sub(maps0)) as f64 / spawned as f64;
     let spawn_p50 = percentile(spawn_lat.clone(), 0.5);
     let spawn_p99 = percentile(spawn_lat, 0.99);
     let t = Instant::now();
@@ -186,14 +194,16 @@ fn main() {
     let kill_all_s = t.elapsed().as_secs_f64();
 
     println!("{:<52} {:>12} {:>10}  anchor", "measure", "value", "target");
-    let rows: [(&str, f64, &str, &str); 14] = [
+    let rows: [(&str, f64, &str, &str); 16] = [
         ("instantiate a process, InstancePre (us)", instantiate_us, "2", "BEAM spawn 1-3 us"),
         ("spawn call p50, with registry and task (us)", spawn_p50, "", ""),
         ("spawn call p99 (us)", spawn_p99, "", ""),
         ("processes spawned and initialised", spawned as f64, "100000", "BEAM default limit 1048576"),
         ("  all of them, wall time (s)", spawn_all_s, "1", ""),
         ("  RSS per idle process (KiB)", kib_per_process, "8", "BEAM 2.6 KB"),
+        ("  memory maps per idle process", maps_per_process, "6", "config::VMAS_PER_PROCESS"),
         ("  RSS per bare instance, no task, never run (KiB)", instance_kib, "", ""),
+        ("  memory maps per bare instance", instance_maps, "", ""),
         ("mailbox round trip, two processes, 1 thread (us)", rtt_one_thread_us, "1.5", "BEAM send 0.8 us one way"),
         ("mailbox round trip, two processes, 2 threads (us)", rtt_us, "3", ""),
         ("  bare smol task ping-pong, same run (us)", smol_rtt_us, "", "floor"),
@@ -210,7 +220,7 @@ fn main() {
         "install measured on the {app_kb:.1} KB hostile guest; vm.max_map_count = {map_count}; kill all {spawned}: {kill_all_s:.2} s"
     );
     println!(
-        "{{\"instantiate_us\":{instantiate_us:.2},\"spawn_p50_us\":{spawn_p50:.2},\"spawn_p99_us\":{spawn_p99:.2},\"processes\":{spawned},\"spawn_all_s\":{spawn_all_s:.3},\"rss_kib_per_process\":{kib_per_process:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
+        "{{\"instantiate_us\":{instantiate_us:.2},\"spawn_p50_us\":{spawn_p50:.2},\"spawn_p99_us\":{spawn_p99:.2},\"processes\":{spawned},\"spawn_all_s\":{spawn_all_s:.3},\"rss_kib_per_process\":{kib_per_process:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"maps_per_process\":{maps_per_process:.2},\"maps_per_instance\":{instance_maps:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
         rtt_one_thread_us / smol_rtt_us
     );
 }

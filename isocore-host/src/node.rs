@@ -119,17 +119,21 @@ struct Limiter {
     memory: usize,
     held: usize,
     app: Arc<AppInner>,
+    /// A growth was refused (so a failed instantiation was a memory limit).
+    refused: bool,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory {
+            self.refused = true;
             return Ok(false);
         }
         let delta = desired.saturating_sub(current);
         let budget = &self.app.budget;
         if budget.used.fetch_add(delta, Ordering::AcqRel) + delta > budget.max {
             budget.used.fetch_sub(delta, Ordering::AcqRel);
+            self.refused = true;
             return Ok(false);
         }
         self.held += delta;
@@ -542,7 +546,7 @@ impl Node {
             pid: 0,
             node: self.shared.clone(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone() },
+            limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone(), refused: false },
             kill: Arc::default(),
             mailbox: Arc::new(Mailbox::new(1, 1)),
             app: app.clone(),
@@ -630,7 +634,7 @@ fn spawn(
         pid,
         node: shared.clone(),
         table,
-        limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone() },
+        limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone(), refused: false },
         kill: kill.clone(),
         mailbox: mailbox.clone(),
         app: app.clone(),
@@ -668,10 +672,11 @@ fn spawn(
         Err(e) => {
             shared.registry.lock().expect("registry").remove(&pid);
             shared.live.fetch_sub(1, Ordering::AcqRel);
-            return Err(HostError::Limit(if format!("{e:#}").contains("pool") {
-                "instance pool"
+            tracing::debug!("instantiation refused: {e:#}");
+            return Err(HostError::Limit(if store.data().limiter.refused {
+                "memory (the process's limit or its app's budget)"
             } else {
-                "instantiate"
+                "instance slots or memory maps"
             }));
         }
     };

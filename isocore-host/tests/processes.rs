@@ -122,7 +122,7 @@ fn memory_hogs_of_one_app_stop_at_the_app_budget() {
         hogs += 1;
         assert!(hogs < 8, "the budget never ran out");
     };
-    assert!(matches!(refused, HostError::Limit(_)), "{refused}");
+    assert!(matches!(refused, HostError::Limit(what) if what.starts_with("memory")), "{refused}");
     assert!(hogs >= 1);
     assert!(hostile.memory_in_use() <= budget, "{}", hostile.memory_in_use());
     // Another app has its own budget.
@@ -242,7 +242,8 @@ fn unknown_imports_and_invalid_bytes_are_refused_at_load() {
 #[test]
 fn density_beyond_the_map_count_is_refused_with_a_clear_message() {
     let e = check_density(100_000, Some(65_530)).unwrap_err();
-    assert_eq!(e.reachable, (65_530 - config::VMA_RESERVE as u32 as u64) as u32 / 4);
+    assert_eq!(u64::from(e.reachable), (65_530 - config::VMA_RESERVE) / config::VMAS_PER_PROCESS);
+    assert_eq!(e.needed, 100_000 * config::VMAS_PER_PROCESS + config::VMA_RESERVE);
     let text = e.to_string();
     assert!(text.contains("vm.max_map_count") && text.contains("100000"), "{text}");
     assert!(check_density(1000, Some(65_530)).is_ok());
@@ -262,4 +263,30 @@ fn spawning_past_the_process_budget_is_a_limit_not_an_abort() {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("a slot was not freed");
+}
+
+#[test]
+fn spawning_up_to_and_past_the_map_budget_returns_limit_never_an_abort() {
+    // As many processes as this machine's vm.max_map_count allows (capped for test time),
+    // then more: the extra spawns are refused with a limit, and every slot was usable.
+    let reachable = match check_density(u32::MAX / 8, None) {
+        Err(e) => e.reachable.min(20_000),
+        Ok(()) => 20_000,
+    };
+    let config =
+        NodeConfig { max_processes: reachable, threads: 2, app_memory: usize::MAX / 2, ..NodeConfig::default() };
+    let node = Node::new(config).unwrap();
+    let echo = load(&node, "echo");
+    let small = Limits { mailbox_messages: 4, mailbox_bytes: 1024, handles: 8, ..Limits::default() };
+    let mut pids = Vec::new();
+    for _ in 0..reachable {
+        pids.push(node.spawn_with(&echo, b"", small).expect("a slot the density check promised"));
+    }
+    for _ in 0..10 {
+        assert!(matches!(node.spawn_with(&echo, b"", small), Err(HostError::Limit(_))));
+    }
+    // The last one spawned still works.
+    let inbox = node.inbox(4);
+    node.send(*pids.last().unwrap(), 1, b"last", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"last");
 }
