@@ -941,6 +941,10 @@ impl wit::Host for ProcState {
 
 impl log::Host for ProcState {
     fn log(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        if message == "isocore:fault:host-panic" {
+            panic!("fault injected by process {}", self.pid);
+        }
         message.truncate(4096);
         let pid = self.pid;
         match level {

@@ -290,3 +290,26 @@ fn spawning_up_to_and_past_the_map_budget_returns_limit_never_an_abort() {
     node.send(*pids.last().unwrap(), 1, b"last", Some(inbox.pid())).unwrap();
     assert_eq!(inbox.recv(WAIT).unwrap().body, b"last");
 }
+
+#[test]
+fn a_host_panic_ends_only_that_process_and_fires_its_monitor() {
+    let node = node();
+    let hostile = load(&node, "hostile");
+    let sup = load(&node, "supervisor");
+    let (victim, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
+    let bystander = node.spawn(&sup, b"").unwrap();
+    node.send(victim, 11, b"", None).unwrap();
+    match monitor.wait(WAIT) {
+        Some(ExitReason::Crashed(why)) => {
+            assert!(why.contains("host panic") && why.contains("fault injected"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The node and other processes carry on.
+    let inbox = node.inbox(4);
+    node.send(bystander, 4, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().tag, 4);
+    let next = node.spawn(&hostile, b"").unwrap();
+    node.send(next, 9, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(inbox.recv(WAIT).unwrap().body, b"to myself");
+}

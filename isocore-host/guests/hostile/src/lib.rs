@@ -12,6 +12,7 @@
 //! | 8 | sends to its reply handle until the mailbox is full, then replies with the count |
 //! | 9 | sends itself a message and receives it (re-entrance without deadlock) |
 //! | 10 | exits by returning from `handle` after blocking in `receive` with a timeout |
+//! | 11 | asks a host built with fault injection to panic while serving it |
 #![no_std]
 
 extern crate alloc;
@@ -104,6 +105,7 @@ impl Guest for Hostile {
                     let _ = r.send(10, &[waited as u8]);
                 }
             }
+            11 => isocore_guest::log::log(isocore_guest::log::Level::Info, "isocore:fault:host-panic"),
             _ => {}
         }
     }
