@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 sys.dont_write_bytecode = True  # keep the shared module from leaving __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ed25519_strict import valid_key, verify_strict  # noqa: E402  (§7)
+from report import run  # noqa: E402
 
 # §1.1 Parameters
 VERSION, MAX_CHAIN_LEN, MAX_LINKS, MAX_PATH_COMPONENTS, MAX_COMPONENT_LEN = 1, 4096, 8, 16, 64
@@ -427,24 +428,8 @@ def self_checks():
     yield "§7 non-canonical keys", [valid_key((p + k).to_bytes(32, "little")) for k in (0, 1, 3)] == [False, False, True], "differs"
 
 def main():
-    vdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "vectors" / "cap"
-    failed = checked = 0
-    files = [("chains.json", check_chains), ("ladder.json", check_ladder), ("revocations.json", check_revocations),
-             ("sessions.json", check_sessions), (None, self_checks)]
-    for name, fn in files:
-        if name and not (vdir / name).exists():
-            print(f"{name}: missing from {vdir}"); failed += 1; continue
-        doc = json.loads((vdir / name).read_text()) if name else None
-        results = list(fn(doc) if name else fn())
-        bad_ = [(i, d) for i, ok, d in results if not ok]
-        tests = sum(len(g["tests"]) for g in doc["testGroups"]) if name else 0
-        if name and tests != doc.get("numberOfTests"): bad_.append(("numberOfTests", f"{tests} tests, header says {doc.get('numberOfTests')}"))
-        extra = f"{tests} vectors, {len(results) - tests} extra checks" if name else "spec examples, strict Ed25519"
-        print(f"{name or 'self-checks'}: {len(results) - len(bad_)} passed, {len(bad_)} failed ({extra})")
-        for i, d in bad_: print(f"  FAIL {i}: {d}")
-        failed += len(bad_); checked += tests
-    print(f"{checked} cap vectors checked, {failed} failures")
-    sys.exit(1 if failed else 0)
+    run("cap", [("chains.json", check_chains), ("ladder.json", check_ladder), ("revocations.json", check_revocations),
+                ("sessions.json", check_sessions), (None, self_checks)], "spec examples, strict Ed25519")
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,10 @@ Exits 1 if anything disagrees.
 import json, sys
 from pathlib import Path
 
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from report import run  # noqa: E402
+
 # §2 Parameters
 WORLD = "isocore:process/actor@0.1.0"
 RELEASE_TAG, CHUNK_TAG = 0x01, 0x02
@@ -311,24 +315,7 @@ def self_checks():
 
 
 def main():
-    vdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "vectors" / "host"
-    failed = checked = 0
-    for name, fn in (("releases.json", check_releases), (None, self_checks)):
-        if name and not (vdir / name).exists():
-            print(f"{name}: missing from {vdir}"); failed += 1; continue
-        doc = json.loads((vdir / name).read_text()) if name else None
-        results = list(fn(doc) if name else fn())
-        bad_ = [(i, d) for i, ok, d in results if not ok]
-        tests = sum(len(g["tests"]) for g in doc["testGroups"]) if name else 0
-        if name and tests != doc.get("numberOfTests"):
-            bad_.append(("numberOfTests", f"{tests} tests, header says {doc.get('numberOfTests')}"))
-        if name and tests == 0: bad_.append(("tests", "no vectors"))
-        extra = f"{tests} vectors, {len(results) - tests} extra checks" if name else "entries built by hand"
-        print(f"{name or 'self-checks'}: {len(results) - len(bad_)} passed, {len(bad_)} failed ({extra})")
-        for i, d in bad_: print(f"  FAIL {i}: {d}")
-        failed += len(bad_); checked += tests
-    print(f"{checked} host vectors checked, {failed} failures")
-    sys.exit(1 if failed else 0)
+    run("host", [("releases.json", check_releases), (None, self_checks)], "entries built by hand")
 
 
 if __name__ == "__main__":

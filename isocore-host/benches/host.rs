@@ -28,6 +28,26 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
+/// Microseconds per round trip between two echo processes, `rounds` at a time.
+fn ping_pong(node: &Node, echo: &isocore_host::App, rounds: u64) -> f64 {
+    let inbox = node.inbox(4);
+    let (a, b) = (node.spawn(echo, b"").unwrap(), node.spawn(echo, b"").unwrap());
+    node.send(a, 6, b"", Some(inbox.pid())).unwrap();
+    let us = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                node.send(a, 3, &rounds.to_le_bytes(), Some(b)).unwrap();
+                inbox.recv(Duration::from_secs(60)).unwrap();
+                t.elapsed().as_secs_f64() / rounds as f64 * 1e6
+            })
+            .collect(),
+    );
+    node.kill(a);
+    node.kill(b);
+    us
+}
+
 fn main() {
     let map_count = config::read_max_map_count().unwrap_or(65_530);
     let wanted = 100_000u32;
@@ -77,39 +97,14 @@ fn main() {
         median((0..7).map(|_| node.bench_instantiate(&echo, 2000).as_secs_f64() / 2000.0 * 1e6).collect());
     let call_ns = median((0..7).map(|_| node.bench_calls(&echo, 100_000).as_secs_f64() / 100_000.0 * 1e9).collect());
 
-    // Mailbox round trip between two component processes.
-    let inbox = node.inbox(16);
-    let (a, b) = (node.spawn(&echo, b"").unwrap(), node.spawn(&echo, b"").unwrap());
-    node.send(a, 6, b"", Some(inbox.pid())).unwrap();
+    // Mailbox round trip between two component processes, on the node's two threads and on
+    // a node with one.
     let rounds = 20_000u64;
-    let rtt_us = median(
-        (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                node.send(a, 3, &rounds.to_le_bytes(), Some(b)).unwrap();
-                inbox.recv(Duration::from_secs(60)).unwrap();
-                t.elapsed().as_secs_f64() / rounds as f64 * 1e6
-            })
-            .collect(),
-    );
-    node.kill(a);
-    node.kill(b);
+    let rtt_us = ping_pong(&node, &echo, rounds);
     let rtt_one_thread_us = {
         let single = Node::new(NodeConfig { max_processes: 8, threads: 1, ..NodeConfig::default() }).unwrap();
         let echo = single.load(&echo_bytes).unwrap();
-        let inbox = single.inbox(4);
-        let (a, b) = (single.spawn(&echo, b"").unwrap(), single.spawn(&echo, b"").unwrap());
-        single.send(a, 6, b"", Some(inbox.pid())).unwrap();
-        median(
-            (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    single.send(a, 3, &rounds.to_le_bytes(), Some(b)).unwrap();
-                    inbox.recv(Duration::from_secs(60)).unwrap();
-                    t.elapsed().as_secs_f64() / rounds as f64 * 1e6
-                })
-                .collect(),
-        )
+        ping_pong(&single, &echo, rounds)
     };
 
     // The same ping-pong between two bare smol tasks: the floor of any mailbox.
@@ -178,6 +173,7 @@ fn main() {
         spawn_lat.push(s.elapsed().as_secs_f64() * 1e6);
     }
     // Every process has run `init` once it answers; ask the last one.
+    let inbox = node.inbox(4);
     node.send(*pids.last().unwrap(), 1, b"ready", Some(inbox.pid())).unwrap();
     inbox.recv(Duration::from_secs(60)).unwrap();
     let spawn_all_s = t.elapsed().as_secs_f64();
