@@ -47,12 +47,14 @@ pub mod config;
 mod mailbox;
 mod node;
 pub mod process;
+pub mod service;
 mod supervisor;
 
 pub use config::{DensityError, NodeConfig, check_density};
 pub use mailbox::SendError;
 pub use node::{ALLOWED_IMPORTS, App, Inbox, Monitor, Node, ProcState, ProcessRef, Received};
 pub use process::{ExitReason, Limits, Pid};
+pub use service::{CALL_TAG, Call, CallError};
 pub use supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 
 /// Where this build put the guest components of `guests/` (for tests and examples of

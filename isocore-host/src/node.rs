@@ -177,6 +177,8 @@ struct Shared {
     stopped: event_listener::Event,
     /// Processes alive (host inboxes not counted).
     live: AtomicUsize,
+    /// Exported interfaces: the process that answers each.
+    exports: Mutex<HashMap<[u8; 32], (App, Pid)>>,
     cache: Option<PathBuf>,
 }
 
@@ -325,6 +327,7 @@ impl Node {
             stop: AtomicBool::new(false),
             stopped: event_listener::Event::new(),
             live: AtomicUsize::new(0),
+            exports: Mutex::new(HashMap::new()),
             cache,
         });
         let mut threads = Vec::new();
@@ -557,6 +560,10 @@ impl Node {
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         store.set_epoch_deadline(1);
         store
+    }
+
+    pub(crate) fn exports(&self) -> &Mutex<HashMap<[u8; 32], (App, Pid)>> {
+        &self.shared.exports
     }
 
     pub(crate) fn handle(&self) -> NodeRef {

@@ -7,6 +7,7 @@
 //! | 3 | `u64` n, with a peer handle as reply | n round trips with the peer (tag 5 out, tag 1 back), then `u64` n with tag 4 to the report handle |
 //! | 5 | anything | the same bytes (tag 1): the peer's side of a round trip |
 //! | 6 | nothing | keeps the reply handle as the report handle |
+//! | 2^32 + m | arguments | an exported interface: method m answers with its arguments, reversed |
 #![no_std]
 
 extern crate alloc;
@@ -58,6 +59,11 @@ impl Guest for Echo {
                 let _ = reply.send(1, &m.body);
             }
             6 => *REPORT.0.borrow_mut() = Some(reply),
+            t if t >= 1 << 32 => {
+                let mut answer = m.body;
+                answer.reverse();
+                let _ = reply.send(t, &answer);
+            }
             _ => {}
         }
     }

@@ -1,0 +1,84 @@
+//! Interfaces that processes export, and calls into them by Invoke capability.
+//!
+//! A process exports an interface by having the node route calls to it. A call reaches the
+//! process as a message with tag [`CALL_TAG`] + the method's index, the arguments as the body,
+//! and a reply handle; the first message sent back on that handle is the result. The caller
+//! presents an Invoke capability (`spec/cap.md`) rooted at this node's key and covering the
+//! component, interface, method and fuel; without one nothing is delivered. This is the part
+//! of a remote call that runs on the executing node, whatever carried the call there.
+
+use crate::node::{App, Node};
+use crate::process::Pid;
+use isocore_cap::{Access, Capability, Refused, Root};
+use std::time::Duration;
+
+/// Tags at or above this carry calls: `CALL_TAG + method`.
+pub const CALL_TAG: u64 = 1 << 32;
+
+/// Why a call was not answered.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No process exports the interface here.
+    #[error("no process exports that interface here")]
+    NoSuchInterface,
+    /// The capability is not rooted at this node.
+    #[error("the capability is for another node")]
+    WrongNode,
+    /// The capability does not cover the call.
+    #[error("not authorised: {0}")]
+    Denied(Refused),
+    /// The exporting process's mailbox is full or it has exited.
+    #[error("the exporting process cannot take the call")]
+    Unavailable,
+    /// No answer within the timeout.
+    #[error("no answer in time")]
+    Timeout,
+}
+
+/// One call: which method of which interface, its arguments, and the fuel it may spend.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The interface id ([`isocore_cap::interface_id`]).
+    pub interface: &'a [u8; 32],
+    /// The method's index in the interface.
+    pub method: u8,
+    /// The arguments.
+    pub args: &'a [u8],
+    /// Fuel the call may spend.
+    pub fuel: u64,
+}
+
+impl Node {
+    /// Routes calls of `interface` to `pid`, a process of `app`. A later export of the same
+    /// interface replaces it.
+    pub fn export(&self, interface: [u8; 32], app: &App, pid: Pid) {
+        self.exports().lock().expect("exports").insert(interface, (app.clone(), pid));
+    }
+
+    /// Stops routing calls of `interface`.
+    pub fn unexport(&self, interface: &[u8; 32]) {
+        self.exports().lock().expect("exports").remove(interface);
+    }
+
+    /// Makes `call` as the holder of `cap` (already verified, and proven to belong to the
+    /// caller) on this node, whose key is `node_key`; waits up to `timeout` for the result.
+    pub fn invoke(
+        &self,
+        node_key: &[u8; 32],
+        cap: &Capability,
+        call: &Call<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let Call { interface, method, args, fuel } = *call;
+        if *cap.root() != Root::Node(*node_key) {
+            return Err(CallError::WrongNode);
+        }
+        let (app, pid) =
+            self.exports().lock().expect("exports").get(interface).cloned().ok_or(CallError::NoSuchInterface)?;
+        let access = Access::Invoke { component: app.digest(), interface, method, fuel };
+        cap.permits(&access).map_err(CallError::Denied)?;
+        let inbox = self.inbox(1);
+        self.send(pid, CALL_TAG + u64::from(method), args, Some(inbox.pid())).map_err(|_| CallError::Unavailable)?;
+        inbox.recv(timeout).map(|r| r.body).ok_or(CallError::Timeout)
+    }
+}
