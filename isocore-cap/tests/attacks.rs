@@ -184,9 +184,6 @@ fn delegate_refuses_to_widen_in_every_dimension() {
     let child_cap = verdict(&w, &set, &child).unwrap();
     assert!(cap.scope().includes(child_cap.scope()));
     // Depth runs out: a depth-0 holder cannot delegate.
-    for holder in [&w.bob, &w.carol, &w.dave] {
-        let _ = holder;
-    }
     let zero = Grant::to(bob).depth(0).delegate(&parent, &cap, &w.alice).unwrap();
     let zero_cap = verdict(&w, &set, &zero).unwrap();
     assert_eq!(

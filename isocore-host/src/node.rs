@@ -218,7 +218,7 @@ impl Inbox {
         smol::block_on(self.recv_async(Some(timeout)))
     }
 
-    /// The next message with one of `tags`, waiting up to `timeout`.
+    /// The next message, waiting up to `timeout` (or for ever).
     pub async fn recv_async(&self, timeout: Option<Duration>) -> Option<Received> {
         match self.mailbox.receive(None, timeout, || false).await? {
             Item::Message { tag, body, from } => Some(Received { tag, body, from }),
@@ -442,9 +442,7 @@ impl Node {
     /// Spawns a process and a monitor that resolves when it exits (registered before it runs,
     /// so no exit is missed).
     pub fn spawn_monitored(&self, app: &App, init: &[u8], limits: Option<Limits>) -> Result<(Pid, Monitor), HostError> {
-        let (tx, rx) = async_channel::bounded(1);
-        let pid = spawn(&self.shared, app, init, limits.unwrap_or(self.shared.config.limits), None, Some(tx))?;
-        Ok((pid, Monitor { rx }))
+        spawn_monitored(&self.shared, app, init, limits.unwrap_or(self.shared.config.limits))
     }
 
     /// A monitor on a live process, or `None` if it has exited.
@@ -544,22 +542,7 @@ impl Node {
     }
 
     fn bench_store(&self, app: &App) -> Store<ProcState> {
-        let limits = self.shared.config.limits;
-        let state = ProcState {
-            pid: 0,
-            node: self.shared.clone(),
-            table: ResourceTable::new(),
-            limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone(), refused: false },
-            kill: Arc::default(),
-            mailbox: Arc::new(Mailbox::new(1, 1)),
-            app: app.clone(),
-            random_counter: 0,
-        };
-        let mut store = Store::new(&self.shared.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-        store.set_epoch_deadline(1);
-        store
+        new_store(&self.shared, app, 0, self.shared.config.limits)
     }
 
     pub(crate) fn exports(&self) -> &Mutex<HashMap<[u8; 32], (App, Pid)>> {
@@ -576,9 +559,7 @@ pub(crate) struct NodeRef(Arc<Shared>);
 
 impl NodeRef {
     pub(crate) fn spawn_monitored(&self, app: &App, init: &[u8]) -> Result<(Pid, Monitor), HostError> {
-        let (tx, rx) = async_channel::bounded(1);
-        let pid = spawn(&self.0, app, init, self.0.config.limits, None, Some(tx))?;
-        Ok((pid, Monitor { rx }))
+        spawn_monitored(&self.0, app, init, self.0.config.limits)
     }
 
     pub(crate) fn spawn_task(&self, f: impl Future<Output = ()> + Send + 'static) {
@@ -604,6 +585,12 @@ impl Drop for Node {
     }
 }
 
+fn spawn_monitored(shared: &Arc<Shared>, app: &App, init: &[u8], limits: Limits) -> Result<(Pid, Monitor), HostError> {
+    let (tx, rx) = async_channel::bounded(1);
+    let pid = spawn(shared, app, init, limits, None, Some(tx))?;
+    Ok((pid, Monitor { rx }))
+}
+
 fn kill(shared: &Shared, pid: Pid, reason: ExitReason) -> bool {
     let reg = shared.registry.lock().expect("registry");
     let Some(entry) = reg.get(&pid) else { return false };
@@ -621,6 +608,30 @@ fn closed_mailbox() -> Arc<Mailbox> {
     m
 }
 
+/// A process's store: its limits, its kill switch checked at every epoch deadline, its mailbox.
+fn new_store(shared: &Arc<Shared>, app: &App, pid: Pid, limits: Limits) -> Store<ProcState> {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits.handles);
+    let kill = Arc::new(KillSwitch::default());
+    let state = ProcState {
+        pid,
+        node: shared.clone(),
+        table,
+        limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone(), refused: false },
+        kill: kill.clone(),
+        mailbox: Arc::new(Mailbox::new(limits.mailbox_messages, limits.mailbox_bytes)),
+        app: app.clone(),
+        random_counter: 0,
+    };
+    let mut store = Store::new(&shared.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(move |_| {
+        if kill.pulled() { Err(wasmtime::Trap::Interrupt.into()) } else { Ok(UpdateDeadline::Yield(1)) }
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
 fn spawn(
     shared: &Arc<Shared>,
     app: &App,
@@ -633,27 +644,8 @@ fn spawn(
         return Err(HostError::Stopped);
     }
     let pid = shared.next_pid.fetch_add(1, Ordering::Relaxed);
-    let mailbox = Arc::new(Mailbox::new(limits.mailbox_messages, limits.mailbox_bytes));
-    let kill = Arc::new(KillSwitch::default());
-    let mut table = ResourceTable::new();
-    table.set_max_capacity(limits.handles);
-    let state = ProcState {
-        pid,
-        node: shared.clone(),
-        table,
-        limiter: Limiter { memory: limits.memory, held: 0, app: app.inner.clone(), refused: false },
-        kill: kill.clone(),
-        mailbox: mailbox.clone(),
-        app: app.clone(),
-        random_counter: 0,
-    };
-    let mut store = Store::new(&shared.engine, state);
-    store.limiter(|s| &mut s.limiter);
-    let k = kill.clone();
-    store.epoch_deadline_callback(move |_| {
-        if k.pulled() { Err(wasmtime::Trap::Interrupt.into()) } else { Ok(UpdateDeadline::Yield(1)) }
-    });
-    store.set_epoch_deadline(1);
+    let mut store = new_store(shared, app, pid, limits);
+    let (mailbox, kill) = (store.data().mailbox.clone(), store.data().kill.clone());
     {
         let mut reg = shared.registry.lock().expect("registry");
         if shared.live.load(Ordering::Acquire) >= shared.config.max_processes as usize {

@@ -49,7 +49,6 @@ pub struct SupervisorSpec {
 struct State {
     pids: Vec<Option<Pid>>,
     restarts: u64,
-    gave_up: Option<String>,
 }
 
 /// A running supervisor.
@@ -62,26 +61,19 @@ impl Supervisor {
     /// Starts the children in order and supervises them on the node's executor.
     pub fn start(node: &Node, spec: SupervisorSpec) -> Result<Supervisor, HostError> {
         let (events_tx, events_rx) = async_channel::unbounded::<(usize, u64, ExitReason)>();
-        let state = Arc::new(Mutex::new(State { pids: vec![None; spec.children.len()], restarts: 0, gave_up: None }));
+        let state = Arc::new(Mutex::new(State { pids: vec![None; spec.children.len()], restarts: 0 }));
         let mut generations = vec![0u64; spec.children.len()];
-        let start_child = |i: usize, generation: u64| -> Result<Pid, HostError> {
-            let c = &spec.children[i];
-            let (pid, monitor) = node.spawn_monitored(&c.app, &c.init, None)?;
-            let tx = events_tx.clone();
-            node.executor().spawn(forward(monitor, tx, i, generation)).detach();
-            Ok(pid)
-        };
-        for i in 0..spec.children.len() {
-            let pid = start_child(i, 0)?;
-            state.lock().expect("supervisor").pids[i] = Some(pid);
-        }
-        let (done_tx, done) = async_channel::bounded(1);
-        let shared = state.clone();
         let restart = Restarter {
             node: node.handle(),
             children: spec.children.iter().map(|c| (c.app.clone(), c.init.clone())).collect(),
             events: events_tx,
         };
+        for i in 0..spec.children.len() {
+            let pid = restart.start(i, 0)?;
+            state.lock().expect("supervisor").pids[i] = Some(pid);
+        }
+        let (done_tx, done) = async_channel::bounded(1);
+        let shared = state.clone();
         node.executor()
             .spawn(async move {
                 let mut recent: VecDeque<Instant> = VecDeque::new();
@@ -112,7 +104,6 @@ impl Supervisor {
                             "child {i} exited ({reason}) more than {} times in {:?}",
                             spec.intensity, spec.period
                         );
-                        st.gave_up = Some(why.clone());
                         let _ = done_tx.try_send(why);
                         return;
                     }

@@ -147,23 +147,28 @@ fn a_handle_flood_stops_at_the_table_capacity() {
 fn a_mailbox_flood_is_refused_to_the_sender() {
     let node = node();
     let hostile = load(&node, "hostile");
-    let echo = load(&node, "echo");
+    // By messages: the flooder fills its own mailbox (it cannot drain it while it floods) and
+    // is refused at the bound, not queued without limit.
     let small = Limits { mailbox_messages: 8, ..Limits::default() };
-    let (victim, _m) = node.spawn_monitored(&echo, b"", Some(small)).unwrap();
-    // Host sends are refused once the mailbox is full (the victim is busy? no: it drains).
-    let flooder = node.spawn(&hostile, b"").unwrap();
-    node.send(flooder, 8, b"", Some(victim)).unwrap();
-    // The flooder stops on `limit` instead of growing the victim's queue without bound.
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(node.queued(victim).unwrap() <= 8);
+    let (flooder, _m) = node.spawn_monitored(&hostile, b"", Some(small)).unwrap();
     let inbox = node.inbox(4);
-    let mut accepted = 0;
-    for _ in 0..64 {
-        if node.send(victim, 1, b"x", Some(inbox.pid())).is_ok() {
-            accepted += 1;
-        }
+    node.send(flooder, 8, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(u64_of(&inbox.recv(WAIT).unwrap().body), 8);
+    // By bytes: 64-byte bodies against a 640-byte bound.
+    let bytes = Limits { mailbox_bytes: 640, ..Limits::default() };
+    let (flooder, _m) = node.spawn_monitored(&hostile, b"", Some(bytes)).unwrap();
+    node.send(flooder, 8, b"", Some(inbox.pid())).unwrap();
+    assert_eq!(u64_of(&inbox.recv(WAIT).unwrap().body), 10);
+    // The host is refused the same way: a runaway never drains its mailbox.
+    let (busy, _m) = node.spawn_monitored(&hostile, b"", Some(small)).unwrap();
+    node.send(busy, 1, b"", None).unwrap();
+    while node.queued(busy) != Some(0) {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(accepted >= 1);
+    let accepted = (0..20).take_while(|_| node.send(busy, 0, b"x", None).is_ok()).count();
+    assert_eq!(accepted, 8);
+    assert_eq!(node.send(busy, 0, b"x", None), Err(SendError::Full));
+    assert!(node.kill(busy));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! | 5 | calls a method on a handle number it was never given |
 //! | 6 | uses its reply handle after dropping it |
 //! | 7 | creates handles until the host refuses, then replies with how many it got |
-//! | 8 | sends to its reply handle until the mailbox is full, then replies with the count |
+//! | 8 | sends to itself until its own mailbox is full (it is not draining it), then replies with the count |
 //! | 9 | sends itself a message and receives it (re-entrance without deadlock) |
 //! | 10 | exits by returning from `handle` after blocking in `receive` with a timeout |
 //! | 11 | asks a host built with fault injection to panic while serving it |
@@ -80,13 +80,12 @@ impl Guest for Hostile {
                 }
             }
             8 => {
-                if let Some(r) = m.reply {
+                if let (Ok(me), Some(r)) = (self_handle(), m.reply) {
                     let mut sent = 0u64;
-                    while r.send(8, &[0u8; 64]).is_ok() {
+                    while me.send(8, &[0u8; 64]).is_ok() {
                         sent += 1;
                     }
-                    // The mailbox is full; say so on a second handle once there is room.
-                    let _ = sent;
+                    let _ = r.send(8, &sent.to_le_bytes());
                 }
             }
             9 => {
