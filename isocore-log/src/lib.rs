@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod fanout;
 mod feed;
 mod fork;
 pub mod hash;
@@ -25,6 +26,7 @@ mod store;
 pub mod tree;
 mod wire;
 
+pub use fanout::{Admission, Lineage, MAX_HOPS, Seats};
 pub use feed::{DataParts, Feed, FeedError};
 pub use fork::{ForkProof, ForkProofError};
 pub use hash::Hash;
@@ -33,6 +35,6 @@ pub use proof::{ProofError, RangeProof};
 pub use replicate::{Config, Download, Event, RemoteError, ReplicationError, Replicator};
 pub use store::{MemoryStore, Storage, StoreError, WriteBatch};
 pub use wire::{
-    DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_LEN, MAX_MESSAGE_LEN, MAX_PROOF_NODES, Message, decode_canonical,
-    encode_into,
+    DecodeError, MAX_CONTACT_LEN, MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_LEN, MAX_MESSAGE_LEN, MAX_PROOF_NODES,
+    MAX_REDIRECT_PEERS, Message, decode_canonical, encode_into,
 };

@@ -93,6 +93,13 @@ pub enum Event {
     },
     /// The writer forked; the feed is frozen and holds the proof.
     Forked,
+    /// The peer asked for live pushes. The owner may seat it or [`Replicator::redirect`] it.
+    Subscribed,
+    /// The peer withdrew its subscription.
+    Unsubscribed,
+    /// The peer will not serve us and named others that hold the feed
+    /// ([`Replicator::redirected_to`]).
+    Redirected,
 }
 
 /// The peer broke the protocol. The stream should be closed with the code of
@@ -272,6 +279,10 @@ pub struct Replicator {
     send_have: bool,
     fork_sent: bool,
     events: VecDeque<Event>,
+    /// We sent the peer elsewhere: push nothing, announce nothing, refuse its requests.
+    redirecting: bool,
+    /// The peer sent us elsewhere, to these contacts.
+    redirected: Option<Vec<Vec<u8>>>,
 }
 
 impl Replicator {
@@ -300,6 +311,8 @@ impl Replicator {
             send_have: false,
             fork_sent: false,
             events: VecDeque::new(),
+            redirecting: false,
+            redirected: None,
         }
     }
 
@@ -322,6 +335,27 @@ impl Replicator {
             self.cursor = self.cursor.min(start);
             self.plan(feed, now);
         }
+    }
+
+    /// Send the peer elsewhere: tell it these contacts hold the feed, push it nothing and answer
+    /// its requests with `NoData` from now on. For a node that serves as many subscribers as it
+    /// will ([`crate::Seats`]).
+    pub fn redirect(&mut self, contacts: &[&[u8]]) {
+        self.queue(&Message::Redirect { peers: contacts.to_vec() });
+        self.redirecting = true;
+        self.peer_subscribed = false;
+        self.push_base = None;
+        self.send_have = false;
+    }
+
+    /// Where the peer sent us, if it redirected us.
+    pub fn redirected_to(&self) -> Option<&[Vec<u8>]> {
+        self.redirected.as_deref()
+    }
+
+    /// Whether the peer subscribed and is being pushed new entries.
+    pub fn is_peer_subscribed(&self) -> bool {
+        self.peer_subscribed
     }
 
     /// The head the peer last announced or proved.
@@ -363,7 +397,8 @@ impl Replicator {
     }
 
     fn needs_have<S: Storage>(&self, feed: &Feed<S>) -> bool {
-        feed.head().is_some()
+        !self.redirecting
+            && feed.head().is_some()
             && (self.send_have
                 // Announce every new head the peer has not seen, even to a peer that is ahead:
                 // comparing heads is how a fork between replicas comes to light.
@@ -426,13 +461,26 @@ impl Replicator {
                     self.backoff_until = now + self.config.request_timeout / 10;
                 }
             }
+            Message::Subscribe if self.redirecting || self.peer_subscribed => {}
             Message::Subscribe => {
                 self.peer_subscribed = true;
+                self.events.push_back(Event::Subscribed);
                 if feed.len() > self.peer_length {
                     self.push_base.get_or_insert(self.peer_length);
                 }
             }
-            Message::Unsubscribe => self.peer_subscribed = false,
+            Message::Unsubscribe => {
+                if core::mem::take(&mut self.peer_subscribed) {
+                    self.events.push_back(Event::Unsubscribed);
+                }
+            }
+            Message::Redirect { peers } => {
+                if self.redirected.is_none() {
+                    self.redirected = Some(peers.iter().map(|p| p.to_vec()).collect());
+                    self.inflight.clear();
+                    self.events.push_back(Event::Redirected);
+                }
+            }
             Message::Cancel { id } => self.pending.retain(|r| r.id != id),
             Message::Fork(proof) => {
                 proof.verify_for(feed.key()).map_err(RemoteError::BadForkProof)?;
@@ -560,7 +608,7 @@ impl Replicator {
             return;
         }
         let Some(peer) = self.peer_head else { return };
-        if now < self.backoff_until {
+        if now < self.backoff_until || self.redirected.is_some() {
             return;
         }
         let ours = feed.len();
@@ -667,6 +715,10 @@ impl Replicator {
         }
         if let Some(request) = self.pending.pop_front() {
             let PeerRequest { id, base, start, end, upgrade } = request;
+            if self.redirecting {
+                Message::NoData { id }.encode(buf);
+                return Ok(Some(buf.len() - before));
+            }
             match feed.serve(base, start, end, upgrade, self.config.data_budget)? {
                 Some(parts) => {
                     if let Some(head) = parts.head {

@@ -19,6 +19,10 @@ pub const MAX_MESSAGE_LEN: usize = 4 << 20;
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 1 << 16;
 /// Most hashes in one proof: two per tree level plus the roots.
 pub const MAX_PROOF_NODES: usize = 3 * 64;
+/// Most peers named in one `Redirect`.
+pub const MAX_REDIRECT_PEERS: usize = 16;
+/// Longest contact (how a peer is named in a `Redirect`), in bytes.
+pub const MAX_CONTACT_LEN: usize = 64;
 
 /// One replication message for one feed between two peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +83,13 @@ pub enum Message<'a> {
     },
     /// The writer forked: here is the evidence.
     Fork(ForkProof),
+    /// I serve as many subscribers of this feed as I will; these peers replicate it. The
+    /// sender pushes nothing to this subscriber and answers its requests with `NoData`.
+    Redirect {
+        /// Contacts of peers that hold the feed, best first (`spec/log.md` §8.3).
+        #[serde(borrow, serialize_with = "serialize_entries")]
+        peers: Vec<&'a [u8]>,
+    },
 }
 
 /// Entries as byte strings in one call each, not byte by byte (the encoding is the same).
@@ -155,6 +166,9 @@ impl<'a> Message<'a> {
                     && start.checked_add(entries.len() as u64).is_some_and(|end| end <= target)
             }
             Message::Fork(proof) => proof.first_roots.len() <= 64 && proof.second_nodes.len() <= MAX_PROOF_NODES,
+            Message::Redirect { peers } => {
+                peers.len() <= MAX_REDIRECT_PEERS && peers.iter().all(|p| !p.is_empty() && p.len() <= MAX_CONTACT_LEN)
+            }
             Message::NoData { .. } | Message::Subscribe | Message::Unsubscribe | Message::Cancel { .. } => true,
         };
         ok.then_some(()).ok_or(DecodeError::OutOfBounds)

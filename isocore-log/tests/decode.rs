@@ -50,6 +50,8 @@ fn message_strategy() -> impl Strategy<Value = Vec<u8>> {
         Just(Message::Subscribe.to_vec()),
         Just(Message::Unsubscribe.to_vec()),
         any::<u64>().prop_map(|id| Message::Cancel { id }.to_vec()),
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..=64), 0..=16)
+            .prop_map(|peers| { Message::Redirect { peers: peers.iter().map(|p| &p[..]).collect() }.to_vec() }),
     ]
 }
 

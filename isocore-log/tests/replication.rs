@@ -66,6 +66,40 @@ fn live_appends_are_pushed_to_a_subscriber() {
 }
 
 #[test]
+fn a_full_replica_redirects_a_subscriber_and_sends_it_nothing() {
+    let (signer, key) = writer(9);
+    let mut net = Net::new(9);
+    let a = net.add(key);
+    let b = net.add(key);
+    let c = net.add(key);
+    net.nodes[a].seats = Some(isocore_log::Seats::new(1));
+    net.append(a, &signer, (0..100).map(|i| entry(i, 64)).collect());
+    net.connect(a, server(), b, follower());
+    net.run(10_000);
+    assert_eq!(net.nodes[b].feed.len(), 100, "the first subscriber is seated and served");
+    let before = net.bytes_sent;
+    net.connect(a, server(), c, follower());
+    net.run(10_000);
+    assert!(net.errors().is_empty(), "{:?}", net.errors());
+    // The second is told where to go and given nothing: no head, no entries.
+    let to_c = net.nodes[c].peers.iter().find(|p| p.node == a).unwrap();
+    assert_eq!(to_c.replicator.redirected_to(), Some(&[(b as u64).to_le_bytes().to_vec()][..]));
+    assert!(net.nodes[c].events.contains(&Event::Redirected));
+    assert_eq!(net.nodes[c].feed.len(), 0);
+    assert!(net.bytes_sent - before < 200, "redirecting cost {} bytes", net.bytes_sent - before);
+    // Live appends reach the seated subscriber only.
+    net.append(a, &signer, vec![entry(100, 64)]);
+    net.run(10_000);
+    assert_eq!((net.nodes[b].feed.len(), net.nodes[c].feed.len()), (101, 0));
+    // Following the redirect, the second subscribes to the first, which relays to it.
+    net.connect(b, server(), c, follower());
+    net.run(10_000);
+    net.append(a, &signer, vec![entry(101, 64)]);
+    net.run(10_000);
+    net.assert_same_as(c, a);
+}
+
+#[test]
 fn sparse_download_fetches_only_what_is_wanted() {
     let (signer, key) = writer(4);
     let mut net = Net::new(4);

@@ -497,6 +497,8 @@ fn message_vectors() -> Value {
         ("Subscribe", Message::Subscribe),
         ("Unsubscribe", Message::Unsubscribe),
         ("Cancel", Message::Cancel { id: u64::MAX }),
+        ("Redirect to two peers", Message::Redirect { peers: vec![&[7; 32], b"relay.example:7700"] }),
+        ("Redirect naming nobody", Message::Redirect { peers: vec![] }),
     ];
     let mut tests: Vec<Value> = valid
         .iter()
@@ -509,7 +511,10 @@ fn message_vectors() -> Value {
     let nay: Vec<(&str, &str, Vec<u8>)> = vec![
         ("overlong varint in NoData id", "NonCanonical", vec![3, 0x81, 0x00]),
         ("trailing byte after Subscribe", "TrailingBytes", vec![4, 0]),
-        ("unknown message tag", "Malformed", vec![8]),
+        ("unknown message tag", "Malformed", vec![9]),
+        ("Redirect with an empty contact", "OutOfBounds", vec![8, 1, 0]),
+        ("Redirect with a contact of 65 bytes", "OutOfBounds", Message::Redirect { peers: vec![&[1; 65]] }.to_vec()),
+        ("Redirect naming 17 peers", "OutOfBounds", Message::Redirect { peers: vec![b"p"; 17] }.to_vec()),
         ("truncated Request", "Malformed", vec![1, 7, 16]),
         ("Have with contiguous beyond its length", "OutOfBounds", {
             let mut m = Message::Have { head, contiguous: 20 }.to_vec();

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use isocore_log::{Config, Event, Feed, FeedKey, MemoryStore, ReplicationError, Replicator};
+use isocore_log::{Admission, Config, Event, Feed, FeedKey, MemoryStore, ReplicationError, Replicator, Seats};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct Node {
     pub feed: Feed<MemoryStore>,
     pub peers: Vec<Peer>,
     pub events: Vec<Event>,
+    /// With seats, subscribers past their number are redirected (contacts: node index, LE).
+    pub seats: Option<Seats<usize>>,
 }
 
 struct Delivery {
@@ -89,7 +91,7 @@ impl Net {
 
     pub fn add(&mut self, key: FeedKey) -> usize {
         let feed = Feed::open(key, MemoryStore::new()).unwrap();
-        self.nodes.push(Node { feed, peers: Vec::new(), events: Vec::new() });
+        self.nodes.push(Node { feed, peers: Vec::new(), events: Vec::new(), seats: None });
         self.nodes.len() - 1
     }
 
@@ -215,6 +217,12 @@ impl Net {
         let mut changed = false;
         while let Some(event) = peer.replicator.poll_event() {
             changed |= matches!(event, Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked);
+            if let (Event::Subscribed, Some(seats)) = (event, node.seats.as_mut())
+                && let Admission::Redirect(to) = seats.admit(d.from)
+            {
+                let contacts: Vec<[u8; 8]> = to.iter().map(|n| (*n as u64).to_le_bytes()).collect();
+                peer.replicator.redirect(&contacts.iter().map(|c| &c[..]).collect::<Vec<_>>());
+            }
             node.events.push(event);
         }
         if changed {
