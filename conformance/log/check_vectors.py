@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 # §1.1 Parameters
 MAX_ENTRY_LEN, MAX_LENGTH, MAX_MESSAGE_LEN = 1 << 20, 1 << 62, 4 << 20
 MAX_ENTRIES_PER_MESSAGE, MAX_PROOF_NODES, MAX_FORK_ROOTS = 65536, 192, 64
+MAX_REDIRECT_PEERS, MAX_CONTACT_LEN = 16, 64
 
 # §2 Hashing
 def derive_key(context: str, material: bytes = b"") -> bytes:
@@ -130,6 +131,7 @@ SCHEMA = {  # tag: (name, [(field, kind)])
     3: ("NoData", [("id", "u64")]), 4: ("Subscribe", []), 5: ("Unsubscribe", []), 6: ("Cancel", [("id", "u64")]),
     7: ("Fork", [("channel", "h32"), ("writer", "h32"), ("first", "head"), ("second", "head"),
                  ("first_roots", "hash_list"), ("second_nodes", "hash_list")]),
+    8: ("Redirect", [("peers", "bytes_list")]),
 }
 
 class Reader:
@@ -195,6 +197,8 @@ def in_bounds(msg):
                 and target <= MAX_LENGTH and (head is None or head[0] > msg["base"])
                 and msg["start"] + len(ents) <= target)
     if t == "Fork": return len(msg["first_roots"]) <= MAX_FORK_ROOTS and len(msg["second_nodes"]) <= MAX_PROOF_NODES
+    if t == "Redirect":
+        return len(msg["peers"]) <= MAX_REDIRECT_PEERS and all(1 <= len(p) <= MAX_CONTACT_LEN for p in msg["peers"])
     return True
 
 def decode(buf):
@@ -295,6 +299,10 @@ def check_messages(doc):
     try: decode(b"\x04" * (MAX_MESSAGE_LEN + 1)); got = None  # no vector covers TooLong
     except DecodeError as e: got = str(e)
     yield "synthetic TooLong", got == "TooLong", f"got {got}"
+    full = enc_u64(8) + enc("bytes_list", [bytes([i]) * MAX_CONTACT_LEN for i in range(MAX_REDIRECT_PEERS)])
+    try: got = decode(full)["type"]  # §7: the largest Redirect within bounds
+    except DecodeError as e: got = str(e)
+    yield "synthetic full Redirect", got == "Redirect", f"got {got}"
 
 def self_checks():  # §3 examples and §4 strictness cases that the vectors do not cover
     yield "roots(7)", roots(7) == [3, 9, 12], "§3 example"

@@ -86,7 +86,7 @@ pub enum Message<'a> {
     /// I serve as many subscribers of this feed as I will; these peers replicate it. The
     /// sender pushes nothing to this subscriber and answers its requests with `NoData`.
     Redirect {
-        /// Contacts of peers that hold the feed, best first (`spec/log.md` §8.3).
+        /// Contacts of peers that hold the feed, best first (`spec/log.md` §8.6).
         #[serde(borrow, serialize_with = "serialize_entries")]
         peers: Vec<&'a [u8]>,
     },
