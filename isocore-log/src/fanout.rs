@@ -14,13 +14,13 @@
 //! `Event::Redirected`) and what its transport reports (a peer gone).
 //!
 //! ```
-//! use isocore_log::{Admission, Lineage, Seats};
+//! use isocore_log::{Lineage, Seating, Seats};
 //!
 //! // The writer (contact 0) seats two subscribers and sends the third to them.
 //! let mut writer = Seats::new(2);
-//! assert_eq!(writer.admit(1), Admission::Seated);
-//! assert_eq!(writer.admit(2), Admission::Seated);
-//! let Admission::Redirect(to) = writer.admit(3) else { panic!() };
+//! assert_eq!(writer.admit(1), Seating::Seated);
+//! assert_eq!(writer.admit(2), Seating::Seated);
+//! let Seating::Redirect(to) = writer.admit(3) else { panic!() };
 //! assert_eq!(to, vec![1, 2]);
 //!
 //! // Subscriber 3 follows the redirect down, and remembers the way.
@@ -35,7 +35,7 @@
 //! writer.leave(&1);
 //! three.on_lost(&1);
 //! assert_eq!(three.next(&Seats::new(2)), Some(0));
-//! assert_eq!(writer.admit(3), Admission::Seated);
+//! assert_eq!(writer.admit(3), Seating::Seated);
 //! ```
 
 use crate::wire::MAX_REDIRECT_PEERS;
@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 
 /// What to do with a new subscriber.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Admission<C> {
+pub enum Seating<C> {
     /// Serve it: it holds a seat now.
     Seated,
     /// Every seat is taken: redirect it to these peers (send [`crate::Message::Redirect`]).
@@ -67,18 +67,18 @@ impl<C: Clone + PartialEq> Seats<C> {
 
     /// A peer subscribed. Seat it if a seat is free (or it already holds one); otherwise name
     /// up to [`MAX_REDIRECT_PEERS`] seated peers, starting one further along each time.
-    pub fn admit(&mut self, peer: C) -> Admission<C> {
+    pub fn admit(&mut self, peer: C) -> Seating<C> {
         if self.seated.contains(&peer) {
-            return Admission::Seated;
+            return Seating::Seated;
         }
         if self.seated.len() < self.capacity {
             self.seated.push(peer);
-            return Admission::Seated;
+            return Seating::Seated;
         }
         let n = self.seated.len();
         let start = self.rotation % n;
         self.rotation = (start + 1) % n;
-        Admission::Redirect((0..n.min(MAX_REDIRECT_PEERS)).map(|i| self.seated[(start + i) % n].clone()).collect())
+        Seating::Redirect((0..n.min(MAX_REDIRECT_PEERS)).map(|i| self.seated[(start + i) % n].clone()).collect())
     }
 
     /// A seated peer unsubscribed or went away; its seat is free. Returns whether it held one.
@@ -215,20 +215,20 @@ mod tests {
     fn redirects_rotate_over_the_seated() {
         let mut seats = Seats::new(3);
         for p in 1..=3 {
-            assert_eq!(seats.admit(p), Admission::Seated);
+            assert_eq!(seats.admit(p), Seating::Seated);
         }
         let firsts: Vec<u32> = (10..16)
             .map(|p| match seats.admit(p) {
-                Admission::Redirect(to) => to[0],
-                Admission::Seated => panic!("no seat was free"),
+                Seating::Redirect(to) => to[0],
+                Seating::Seated => panic!("no seat was free"),
             })
             .collect();
         assert_eq!(firsts, vec![1, 2, 3, 1, 2, 3]);
         assert_eq!(seats.seated(), &[1, 2, 3]);
         assert!(seats.leave(&2));
         assert!(!seats.leave(&2));
-        assert_eq!(seats.admit(20), Admission::Seated);
-        assert_eq!(seats.admit(20), Admission::Seated, "a second subscribe keeps the one seat");
+        assert_eq!(seats.admit(20), Seating::Seated);
+        assert_eq!(seats.admit(20), Seating::Seated, "a second subscribe keeps the one seat");
         assert_eq!(seats.seated().len(), 3);
     }
 
@@ -238,7 +238,7 @@ mod tests {
         for p in 0..100u32 {
             seats.admit(p);
         }
-        let Admission::Redirect(to) = seats.admit(1000) else { panic!("full") };
+        let Seating::Redirect(to) = seats.admit(1000) else { panic!("full") };
         assert_eq!(to.len(), MAX_REDIRECT_PEERS);
     }
 

@@ -26,7 +26,7 @@ mod store;
 pub mod tree;
 mod wire;
 
-pub use fanout::{Admission, Lineage, MAX_HOPS, Seats};
+pub use fanout::{Lineage, MAX_HOPS, Seating, Seats};
 pub use feed::{DataParts, Feed, FeedError};
 pub use fork::{ForkProof, ForkProofError};
 pub use hash::Hash;

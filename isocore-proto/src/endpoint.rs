@@ -14,7 +14,7 @@ use crate::message::Unsolicited;
 use bytes::Bytes;
 use core::time::Duration;
 use ed25519_dalek::SigningKey;
-use isocore_log::{Event as LogEvent, Feed, FeedError, FeedKey, Replicator, Storage};
+use isocore_log::{Event as LogEvent, Feed, FeedError, FeedKey, Replicator, Seating, Seats, Storage};
 use isocore_pow::{Admission, Event as AdmissionEvent, Inbound, Ticket};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -36,6 +36,9 @@ pub struct EndpointConfig {
     /// Admitted calls handed to the application and not yet answered, over all connections.
     /// Further ones wait in the admission queue, where their wait is what prices them.
     pub max_serving: usize,
+    /// Subscribers served per feed; newcomers past it are redirected to them
+    /// (`spec/log.md` §8.6). `None` serves everyone.
+    pub max_subscribers: Option<usize>,
 }
 
 impl Default for EndpointConfig {
@@ -47,6 +50,7 @@ impl Default for EndpointConfig {
             stream_backlog: 256 << 10,
             admission: isocore_pow::Config::default(),
             max_serving: 256,
+            max_subscribers: None,
         }
     }
 }
@@ -88,6 +92,16 @@ pub enum EndpointEvent {
         connection: ConnectionHandle,
         /// What went wrong.
         reason: String,
+    },
+    /// A peer will not serve a feed to us and named peers that hold it (`spec/log.md` §8.6):
+    /// connect to one of them for it.
+    Redirected {
+        /// The connection.
+        connection: ConnectionHandle,
+        /// The feed.
+        discovery_key: [u8; 32],
+        /// The peers named, best first.
+        peers: Vec<PeerId>,
     },
     /// A peer calls a method.
     Call {
@@ -137,6 +151,8 @@ pub enum EndpointEvent {
 struct FeedSlot<S> {
     feed: Feed<S>,
     config: isocore_log::Config,
+    /// The peers subscribed to this feed here.
+    seats: Seats<PeerId>,
 }
 
 struct Link {
@@ -266,7 +282,8 @@ impl<S: Storage> Endpoint<S> {
         let discovery_key = feed.key().discovery_key();
         let key = *feed.key();
         let config = config.unwrap_or_else(|| self.config.replication.clone());
-        self.feeds.insert(discovery_key, FeedSlot { feed, config });
+        let seats = Seats::new(self.config.max_subscribers.unwrap_or(usize::MAX));
+        self.feeds.insert(discovery_key, FeedSlot { feed, config, seats });
         let handles: Vec<ConnectionHandle> = self.links.keys().copied().collect();
         for handle in handles {
             self.open_feed_stream(handle, &key, now);
@@ -491,7 +508,10 @@ impl<S: Storage> Endpoint<S> {
                 }
                 ConnEvent::StreamAccepted { .. } => {}
                 ConnEvent::StreamReset { stream, .. } => {
-                    link.streams.remove(&stream);
+                    if let Some((dk, _)) = link.streams.remove(&stream) {
+                        let peer = link.connection.peer();
+                        self.unseat(peer, [dk]);
+                    }
                 }
                 ConnEvent::StreamData { stream, payload } => self.on_stream_data(handle, stream, &payload, now),
                 ConnEvent::Call { id, interface, method, payload, admit } => {
@@ -512,7 +532,10 @@ impl<S: Storage> Endpoint<S> {
                 }
                 ConnEvent::Closed(error) => {
                     self.events.push_back(EndpointEvent::Closed { connection: handle, error });
-                    link.streams.clear();
+                    let peer = link.connection.peer();
+                    let feeds: Vec<[u8; 32]> =
+                        std::mem::take(&mut link.streams).into_values().map(|(dk, _)| dk).collect();
+                    self.unseat(peer, feeds);
                     self.held.retain(|_, h| h.connection != handle);
                     let calls: Vec<u64> =
                         self.serving.range((handle, 0)..=(handle, u64::MAX)).map(|((_, id), _)| *id).collect();
@@ -520,6 +543,16 @@ impl<S: Storage> Endpoint<S> {
                         self.served(handle, id);
                     }
                 }
+            }
+        }
+    }
+
+    /// A peer's streams of these feeds ended: its seats are free.
+    fn unseat(&mut self, peer: Option<PeerId>, feeds: impl IntoIterator<Item = [u8; 32]>) {
+        let Some(peer) = peer else { return };
+        for dk in feeds {
+            if let Some(slot) = self.feeds.get_mut(&dk) {
+                slot.seats.leave(&peer);
             }
         }
     }
@@ -559,9 +592,27 @@ impl<S: Storage> Endpoint<S> {
         }
         let mut changed = false;
         let mut forked = false;
+        let peer = link.connection.peer();
         while let Some(event) = replicator.poll_event() {
             changed |= matches!(event, LogEvent::HeadAdvanced { .. } | LogEvent::Downloaded { .. });
             forked |= event == LogEvent::Forked;
+            match (event, peer) {
+                (LogEvent::Subscribed, Some(peer)) => {
+                    if let Seating::Redirect(to) = slot.seats.admit(peer) {
+                        let contacts: Vec<&[u8]> = to.iter().map(|p| &p.0[..]).collect();
+                        replicator.redirect(&contacts);
+                    }
+                }
+                (LogEvent::Unsubscribed, Some(peer)) => {
+                    slot.seats.leave(&peer);
+                }
+                (LogEvent::Redirected, _) => {
+                    let peers = replicator.redirected_to().unwrap_or_default();
+                    let peers = peers.iter().filter_map(|c| Some(PeerId(c.as_slice().try_into().ok()?))).collect();
+                    self.events.push_back(EndpointEvent::Redirected { connection: handle, discovery_key, peers });
+                }
+                _ => {}
+            }
         }
         if forked {
             self.events.push_back(EndpointEvent::FeedForked { discovery_key });

@@ -169,3 +169,41 @@ fn bulk_download_does_not_starve_a_call() {
     net.run();
     assert_eq!(net.nodes[b].endpoint.feed(&key).unwrap().contiguous_len(), 640);
 }
+
+#[test]
+fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
+    let (signer, key) = writer();
+    let mut net = Net::new();
+    let limited = isocore_proto::EndpointConfig { max_subscribers: Some(1), ..Default::default() };
+    let w = net.add_with(1, limited);
+    let [b, c] = [2, 3].map(|s| net.add(s));
+    let serve_only = Config { download: Download::None, live: false, ..Config::default() };
+    net.add_feed(w, key, Some(serve_only));
+    for n in [b, c] {
+        net.add_feed(n, key, None);
+    }
+    net.nodes[w].endpoint.append(&key, &signer, [b"one".to_vec()], Duration::ZERO).unwrap();
+    net.connect(b, w);
+    net.run();
+    net.connect(c, w);
+    net.run();
+    let redirected: Vec<_> = net
+        .take_events(c)
+        .into_iter()
+        .filter_map(|e| match e {
+            EndpointEvent::Redirected { peers, .. } => Some(peers),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(redirected, vec![vec![net.nodes[b].endpoint.peer_id()]]);
+    let len = |net: &Net, n: usize| net.nodes[n].endpoint.feed(&key).unwrap().len();
+    assert_eq!((len(&net, b), len(&net, c)), (1, 0), "the writer serves its one seat only");
+    // Following the redirect, the newcomer is served by the seated peer.
+    net.connect(c, b);
+    net.run();
+    let now = net.now;
+    net.nodes[w].endpoint.append(&key, &signer, [b"two".to_vec()], now).unwrap();
+    net.flush();
+    net.run();
+    assert_eq!((len(&net, b), len(&net, c)), (2, 2));
+}

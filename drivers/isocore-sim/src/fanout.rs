@@ -17,7 +17,7 @@
 use crate::sim::Rng;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use isocore_log::{Admission, Config, Download, Event, Feed, FeedKey, Lineage, MemoryStore, Replicator, Seats};
+use isocore_log::{Config, Download, Event, Feed, FeedKey, Lineage, MemoryStore, Replicator, Seating, Seats};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -373,7 +373,7 @@ impl Fanout {
         while let Some(event) = link.replicator.poll_event() {
             match event {
                 Event::Subscribed => {
-                    if let Admission::Redirect(others) = n.seats.admit(from) {
+                    if let Seating::Redirect(others) = n.seats.admit(from) {
                         let contacts: Vec<[u8; 4]> = others.iter().map(|&c| contact(c)).collect();
                         link.replicator.redirect(&contacts.iter().map(|c| &c[..]).collect::<Vec<_>>());
                     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use isocore_log::{Admission, Config, Event, Feed, FeedKey, MemoryStore, ReplicationError, Replicator, Seats};
+use isocore_log::{Config, Event, Feed, FeedKey, MemoryStore, ReplicationError, Replicator, Seating, Seats};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -218,7 +218,7 @@ impl Net {
         while let Some(event) = peer.replicator.poll_event() {
             changed |= matches!(event, Event::HeadAdvanced { .. } | Event::Downloaded { .. } | Event::Forked);
             if let (Event::Subscribed, Some(seats)) = (event, node.seats.as_mut())
-                && let Admission::Redirect(to) = seats.admit(d.from)
+                && let Seating::Redirect(to) = seats.admit(d.from)
             {
                 let contacts: Vec<[u8; 8]> = to.iter().map(|n| (*n as u64).to_le_bytes()).collect();
                 peer.replicator.redirect(&contacts.iter().map(|c| &c[..]).collect::<Vec<_>>());
