@@ -54,10 +54,14 @@ fn main() {
         println!("{params}");
         match Sim::new(params).run() {
             Ok(r) => println!(
-                "  ok: length {} deliveries {} converged {} ms after healing, trace {}",
+                "  ok: length {} deliveries {} converged {} ms after healing, probes answered {}/{}, flood {} made {} served, trace {}",
                 r.length,
                 r.deliveries,
                 r.converged_at_ms,
+                r.probes.1,
+                r.probes.0,
+                r.flood.0,
+                r.flood.1,
                 r.trace_hash.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
             ),
             Err(v) => {

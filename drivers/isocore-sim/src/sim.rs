@@ -6,9 +6,9 @@ use ed25519_dalek::SigningKey;
 use isocore_log::{
     Config, Download, Feed, FeedKey, ForkProof, Hash, MemoryStore, SignedHead, Storage, StoreError, WriteBatch,
 };
-use isocore_proto::{ConnectionHandle, Endpoint, EndpointConfig, Identity, Role as Side};
+use isocore_proto::{ConnectionHandle, Endpoint, EndpointConfig, EndpointEvent, Identity, Role as Side};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub enum Role {
     Garbage,
     /// Holds the writer's key and signs a second history.
     Forker,
+    /// Keeps as many unsolicited calls outstanding at its peers as they allow, and never pays
+    /// for admission.
+    Flooder,
 }
 
 /// Every parameter of a run, drawn from its seed.
@@ -81,6 +84,8 @@ pub struct Params {
     pub garbage: bool,
     /// A second writer with the same key signing another history.
     pub forker: bool,
+    /// A node flooding its peers with calls it does not pay for.
+    pub flooder: bool,
     /// Length of the safety phase, ms of virtual time.
     pub safety_ms: u64,
     /// Bound on convergence after healing, ms of virtual time.
@@ -112,6 +117,7 @@ impl Params {
             forker: rng.chance(250),
             safety_ms: rng.range(5_000, 20_000),
             liveness_bound_ms: 30_000,
+            flooder: rng.chance(400),
         }
     }
 }
@@ -121,7 +127,7 @@ impl fmt::Display for Params {
         write!(
             f,
             "SEED={} followers={} extra_links={} latency_ms={}..{} jitter_ms={} partition={}‰ crash={}‰ clog={}‰ \
-             skew_ms={} drift_ppm={} appends={} tamperer={} garbage={} forker={} safety_ms={} liveness_bound_ms={}",
+             skew_ms={} drift_ppm={} appends={} tamperer={} garbage={} forker={} flooder={} safety_ms={} liveness_bound_ms={}",
             self.seed,
             self.followers,
             self.extra_links,
@@ -137,6 +143,7 @@ impl fmt::Display for Params {
             self.tamperer,
             self.garbage,
             self.forker,
+            self.flooder,
             self.safety_ms,
             self.liveness_bound_ms
         )
@@ -179,6 +186,10 @@ pub struct Report {
     pub liveness_bound_ms: u64,
     /// Whether a fork was detected (and reached every honest follower).
     pub fork_detected: bool,
+    /// Honest calls made after healing, and how many were answered.
+    pub probes: (u64, u64),
+    /// Calls the flooder made, and how many of them were served.
+    pub flood: (u64, u64),
 }
 
 /// A node's committed data: it survives the node's crashes.
@@ -228,6 +239,9 @@ struct Node {
     skew_ns: u64,
     drift_ppm: u64,
     crashed_until: u64,
+    /// Calls handed to this node, answered one per [`SERVICE`] in order.
+    calls: VecDeque<(ConnectionHandle, u64)>,
+    serving: bool,
 }
 
 struct Link {
@@ -245,9 +259,17 @@ enum Ev {
     Deliver { link: usize, to_b: bool, bytes: Vec<u8>, generation: u64 },
     Append,
     Fault,
+    Serve(usize),
 }
 
 const MS: u64 = 1_000_000;
+/// How long a node takes to answer one call: 200 a second, fewer than one flooder asks for.
+const SERVICE: u64 = 5 * MS;
+/// The interfaces of the flood and of honest probes.
+const FLOOD: [u8; 32] = [0xf1; 32];
+const PROBE: [u8; 32] = [0xc0; 32];
+/// Calls the flooder keeps outstanding per connection (the default limit is 64).
+const FLOOD_DEPTH: usize = 48;
 
 /// One simulated network.
 pub struct Sim {
@@ -266,6 +288,13 @@ pub struct Sim {
     appended: u64,
     healed: bool,
     steps: u64,
+    /// Honest calls made after healing, by (node, connection, id), with when they were made.
+    probes: BTreeMap<(usize, ConnectionHandle, u64), u64>,
+    probes_sent: u64,
+    probes_answered: u64,
+    probing: bool,
+    flood_sent: u64,
+    flood_served: u64,
 }
 
 impl Sim {
@@ -286,6 +315,9 @@ impl Sim {
         if params.forker {
             roles.push(Role::Forker);
         }
+        if params.flooder {
+            roles.push(Role::Flooder);
+        }
         let nodes: Vec<Node> = roles
             .iter()
             .enumerate()
@@ -297,6 +329,8 @@ impl Sim {
                 skew_ns: rng.below(params.skew_ms * MS + 1),
                 drift_ppm: rng.below(params.drift_ppm + 1),
                 crashed_until: 0,
+                calls: VecDeque::new(),
+                serving: false,
             })
             .collect();
         let mut sim = Sim {
@@ -314,6 +348,12 @@ impl Sim {
             appended: 0,
             healed: false,
             steps: 0,
+            probes: BTreeMap::new(),
+            probes_sent: 0,
+            probes_answered: 0,
+            probing: true,
+            flood_sent: 0,
+            flood_served: 0,
             params,
         };
         // A spanning tree over the writer and the honest followers (so every honest node has
@@ -364,8 +404,14 @@ impl Sim {
         // The simulated clock never restarts, so one admission secret per node suffices; it is
         // derived, not drawn, to leave the run's random sequence as it was.
         let secret = blake3::derive_key("isocore-sim/admission-secret", &self.nodes[i].identity.peer_id().0);
-        let mut endpoint = Endpoint::new(self.nodes[i].identity.clone(), EndpointConfig::default(), secret);
-        if role != Role::Garbage {
+        // Calls beyond the few being served wait in admission, where their wait prices them.
+        let mut config = EndpointConfig { max_serving: 4, ..EndpointConfig::default() };
+        if role == Role::Flooder {
+            // Never pays: a refused call is given up at once.
+            config.connection.stamp_policy.budget = 0;
+        }
+        let mut endpoint = Endpoint::new(self.nodes[i].identity.clone(), config, secret);
+        if !matches!(role, Role::Garbage | Role::Flooder) {
             let store = SimStore { inner: self.nodes[i].store.clone(), tamper: role == Role::Tamperer };
             let feed = Feed::open(self.key, store).expect("a committed store opens");
             let config = match role {
@@ -441,14 +487,96 @@ impl Sim {
             }
         }
         for i in 0..self.nodes.len() {
+            let mut events = Vec::new();
             if let Some(e) = self.nodes[i].endpoint.as_mut() {
                 while let Some(ev) = e.poll_event() {
                     if std::env::var_os("ISOCORE_SIM_DEBUG").is_some()
-                        && !matches!(ev, isocore_proto::EndpointEvent::FeedUpdated { .. })
+                        && !matches!(ev, EndpointEvent::FeedUpdated { .. })
                     {
                         eprintln!("{} node {i}: {ev:?}", self.now / MS);
                     }
+                    events.push(ev);
                 }
+            }
+            for ev in events {
+                self.on_event(i, ev);
+            }
+        }
+    }
+
+    /// Calls: honest nodes answer every call in turn; the flooder tops its calls up whenever
+    /// one ends; probes are counted.
+    fn on_event(&mut self, i: usize, ev: EndpointEvent) {
+        let flooder = self.nodes[i].role == Role::Flooder;
+        match ev {
+            EndpointEvent::Call { connection, id, interface, .. } => {
+                if interface == FLOOD {
+                    self.flood_served += 1;
+                }
+                self.nodes[i].calls.push_back((connection, id));
+                if !self.nodes[i].serving {
+                    self.nodes[i].serving = true;
+                    self.schedule(self.now + SERVICE, Ev::Serve(i));
+                }
+            }
+            EndpointEvent::Connected { connection, .. } if flooder => {
+                for _ in 0..FLOOD_DEPTH {
+                    self.flood(i, connection);
+                }
+            }
+            EndpointEvent::Reply { connection, id, .. } => {
+                if flooder {
+                    self.flood(i, connection);
+                } else if self.probes.remove(&(i, connection, id)).is_some() {
+                    self.probes_answered += 1;
+                }
+            }
+            EndpointEvent::CallFailed { connection, id, .. } => {
+                if flooder {
+                    self.flood(i, connection);
+                } else {
+                    self.probes.remove(&(i, connection, id));
+                }
+            }
+            EndpointEvent::NotAdmitted { connection, of: isocore_proto::Unsolicited::Call(id), .. } => {
+                if flooder {
+                    self.flood(i, connection);
+                } else {
+                    self.probes.remove(&(i, connection, id));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn flood(&mut self, i: usize, connection: ConnectionHandle) {
+        if let Some(e) = self.nodes[i].endpoint.as_mut()
+            && e.call(connection, FLOOD, "flood", &[0; 64]).is_some()
+        {
+            self.flood_sent += 1;
+        }
+    }
+
+    /// Each honest follower calls one of its honest peers.
+    fn probe(&mut self) {
+        let honest: Vec<isocore_proto::PeerId> = (0..self.nodes.len())
+            .filter(|&i| matches!(self.nodes[i].role, Role::Writer | Role::Follower))
+            .map(|i| self.nodes[i].identity.peer_id())
+            .collect();
+        for i in self.honest().collect::<Vec<_>>() {
+            let Some(e) = self.nodes[i].endpoint.as_mut() else { continue };
+            let open: Vec<ConnectionHandle> = e
+                .connections()
+                .filter(|(h, p)| p.is_some_and(|p| honest.contains(&p)) && e.is_open(*h))
+                .map(|(h, _)| h)
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            let h = open[self.rng.below(open.len() as u64) as usize];
+            if let Some(id) = e.call(h, PROBE, "probe", b"are you there") {
+                self.probes.insert((i, h, id), self.now);
+                self.probes_sent += 1;
             }
         }
     }
@@ -538,6 +666,17 @@ impl Sim {
                 }
             }
             Ev::Fault => self.fault(),
+            Ev::Serve(i) => {
+                let node = &mut self.nodes[i];
+                if let (Some((h, id)), Some(e)) = (node.calls.pop_front(), node.endpoint.as_mut()) {
+                    e.reply(h, id, b"ok");
+                }
+                if node.calls.is_empty() {
+                    node.serving = false;
+                } else {
+                    self.schedule(self.now + SERVICE, Ev::Serve(i));
+                }
+            }
         }
     }
 
@@ -574,6 +713,9 @@ impl Sim {
             }
         }
         if self.healed {
+            if self.probing {
+                self.probe();
+            }
             let next = self.now + 100 * MS;
             self.schedule(next, Ev::Fault);
             return;
@@ -770,6 +912,21 @@ impl Sim {
             )
         })?;
         self.check_safety()?;
+        // Honest calls keep being made for a while, then their answers are awaited.
+        let probing_until = self.now + 3_000 * MS;
+        while self.step(probing_until) {}
+        self.probing = false;
+        let answers_by = self.now + 3_000 * MS;
+        while self.step(answers_by) {}
+        if self.probes_answered * 10 < self.probes_sent * 9 {
+            return Err(self.violation(
+                "honest requests are still served under a flood",
+                format!(
+                    "{} of {} honest calls answered (flooder: {} calls made, {} served)",
+                    self.probes_answered, self.probes_sent, self.flood_sent, self.flood_served
+                ),
+            ));
+        }
         if self.params.forker {
             for i in self.honest() {
                 let proof = self.nodes[i].store.borrow().fork_proof().ok().flatten();
@@ -785,6 +942,8 @@ impl Sim {
             converged_at_ms: (converged_at - healed_at) / MS,
             liveness_bound_ms: p.liveness_bound_ms,
             fork_detected: self.params.forker,
+            probes: (self.probes_sent, self.probes_answered),
+            flood: (self.flood_sent, self.flood_served),
             params: p,
         })
     }
