@@ -363,6 +363,7 @@ pub fn install<S: Storage>(
         return Err(InstallError::NeedsConsent(asked.len() - approved.len()));
     }
     let granted = [kept, approved].concat();
+    app.set_grants(granted.clone());
     Ok(Installed { at, release, granted, app })
 }
 

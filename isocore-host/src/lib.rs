@@ -38,11 +38,15 @@ mod bindings {
             default: trappable,
         },
         exports: { default: async },
-        with: { "isocore:process/process.process": crate::node::ProcessRef },
+        with: {
+            "isocore:process/process.process": crate::node::ProcessRef,
+            "isocore:channel/channel.feed": crate::channel::FeedRef,
+        },
     });
 }
 
 pub mod app;
+pub mod channel;
 pub mod config;
 mod mailbox;
 mod node;

@@ -5,6 +5,8 @@
 //! stack. A trap ends only its own store, so it ends only that process; links, monitors and
 //! supervisors decide what happens next.
 
+use crate::app::Request;
+use crate::channel::Channels;
 use crate::config::{NodeConfig, check_density};
 use crate::mailbox::{Item, Mailbox, SendError};
 use crate::process::{ExitReason, Limits, Pid};
@@ -14,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
@@ -28,6 +30,7 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "isocore:process/log@0.1.0",
     "isocore:process/clock@0.1.0",
     "isocore:process/random@0.1.0",
+    "isocore:channel/channel@0.1.0",
 ];
 
 /// A handle to a process, as a guest holds it.
@@ -89,6 +92,8 @@ struct AppInner {
     digest: [u8; 32],
     imports: Vec<String>,
     budget: AppBudget,
+    /// What the user granted the app at install.
+    grants: Mutex<Arc<[Request]>>,
 }
 
 /// A loaded component: validated, compiled, its imports checked, ready to spawn.
@@ -106,6 +111,16 @@ impl App {
     /// The interfaces the component imports.
     pub fn imports(&self) -> &[String] {
         &self.inner.imports
+    }
+
+    /// The capabilities the user granted the app (none until [`App::set_grants`]).
+    pub fn grants(&self) -> Arc<[Request]> {
+        self.inner.grants.lock().expect("grants").clone()
+    }
+
+    /// Records what the user granted; processes see it at their next `open`.
+    pub fn set_grants(&self, grants: Vec<Request>) {
+        *self.inner.grants.lock().expect("grants") = grants.into();
     }
 
     /// Bytes of linear memory this app's processes hold now.
@@ -180,6 +195,7 @@ struct Shared {
     /// Exported interfaces: the process that answers each.
     exports: Mutex<HashMap<[u8; 32], (App, Pid)>>,
     cache: Option<PathBuf>,
+    channels: OnceLock<Arc<dyn Channels>>,
 }
 
 /// A running node. Dropping it stops every process.
@@ -329,6 +345,7 @@ impl Node {
             live: AtomicUsize::new(0),
             exports: Mutex::new(HashMap::new()),
             cache,
+            channels: OnceLock::new(),
         });
         let mut threads = Vec::new();
         for i in 0..config.threads.max(1) {
@@ -387,7 +404,13 @@ impl Node {
         let pre = bindings::ActorPre::new(pre).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
         let max = self.shared.config.app_memory;
         Ok(App {
-            inner: Arc::new(AppInner { pre, digest, imports, budget: AppBudget { used: AtomicUsize::new(0), max } }),
+            inner: Arc::new(AppInner {
+                pre,
+                digest,
+                imports,
+                budget: AppBudget { used: AtomicUsize::new(0), max },
+                grants: Mutex::new(Arc::from(Vec::new())),
+            }),
         })
     }
 
@@ -422,6 +445,11 @@ impl Node {
             }
         }
         Ok(component)
+    }
+
+    /// Gives processes the feeds behind `channels` (once; later calls are refused).
+    pub fn set_channels(&self, channels: Arc<dyn Channels>) -> Result<(), HostError> {
+        self.shared.channels.set(channels).map_err(|_| HostError::Limit("channels are already set"))
     }
 
     /// Spawns a process of `app` with the node's default limits.
@@ -771,6 +799,26 @@ fn finish(shared: &Shared, pid: Pid, reason: ExitReason) {
 use bindings::isocore::process::{clock, log, process as wit, random};
 
 impl ProcState {
+    pub(crate) fn table(&self) -> &ResourceTable {
+        &self.table
+    }
+
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    pub(crate) fn app_grants(&self) -> Arc<[Request]> {
+        self.app.grants()
+    }
+
+    pub(crate) fn channels(&self) -> Option<Arc<dyn Channels>> {
+        self.node.channels.get().cloned()
+    }
+
+    pub(crate) fn mailbox_handle(&self) -> Arc<Mailbox> {
+        self.mailbox.clone()
+    }
+
     fn signal_of(&mut self, item: Item) -> wit::Signal {
         match item {
             Item::Message { tag, body, from } => {

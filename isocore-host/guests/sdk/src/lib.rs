@@ -15,9 +15,11 @@ pub mod bindings {
         world: "actor",
         pub_export_macro: true,
         default_bindings_module: "isocore_guest::bindings",
+        generate_all,
     });
 }
 
+pub use bindings::isocore::channel::channel;
 pub use bindings::isocore::process::{clock, log, process, random};
 pub use bindings::{Guest, export};
 
