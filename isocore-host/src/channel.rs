@@ -183,10 +183,13 @@ struct LocalFeed {
     watchers: Vec<Notify>,
 }
 
+/// Feeds by (channel, writer).
+type FeedMap = BTreeMap<([u8; 32], [u8; 32]), LocalFeed>;
+
 /// Feeds kept in memory by the host itself, written with keys it holds.
 #[derive(Default)]
 pub struct LocalChannels {
-    feeds: Mutex<BTreeMap<([u8; 32], [u8; 32]), LocalFeed>>,
+    feeds: Mutex<FeedMap>,
 }
 
 impl LocalChannels {
@@ -203,7 +206,7 @@ impl LocalChannels {
         key
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<([u8; 32], [u8; 32]), LocalFeed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedMap> {
         self.feeds.lock().expect("channels lock")
     }
 }
