@@ -51,6 +51,7 @@ pub mod config;
 mod mailbox;
 mod node;
 pub mod process;
+pub mod remote;
 pub mod service;
 mod supervisor;
 

@@ -69,6 +69,18 @@ impl Node {
         call: &Call<'_>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        smol::block_on(self.invoke_async(node_key, cap, call, timeout))
+    }
+
+    /// [`invoke`](Self::invoke) without blocking the caller's thread: for a driver that runs
+    /// sessions on an executor.
+    pub async fn invoke_async(
+        &self,
+        node_key: &[u8; 32],
+        cap: &Capability,
+        call: &Call<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         let Call { interface, method, args, fuel } = *call;
         if *cap.root() != Root::Node(*node_key) {
             return Err(CallError::WrongNode);
@@ -79,6 +91,6 @@ impl Node {
         cap.permits(&access).map_err(CallError::Denied)?;
         let inbox = self.inbox(1);
         self.send(pid, CALL_TAG + u64::from(method), args, Some(inbox.pid())).map_err(|_| CallError::Unavailable)?;
-        inbox.recv(timeout).map(|r| r.body).ok_or(CallError::Timeout)
+        inbox.recv_async(Some(timeout)).await.map(|r| r.body).ok_or(CallError::Timeout)
     }
 }
