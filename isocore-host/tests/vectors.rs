@@ -127,3 +127,94 @@ fn checked_in_vectors_are_up_to_date() {
         "cargo test -p isocore-host --test vectors",
     );
 }
+
+/// Vectors for the call payload and method text of `spec/host.md` §9.6.
+#[test]
+fn call_vectors_are_up_to_date() {
+    use isocore_host::remote::{PayloadError, RemoteCall, parse_method};
+    let chain: Vec<u8> = (0..40u8).collect();
+    let proof = [0xab; 64];
+    let mut payloads = Vec::new();
+    let mut valid = |comment: &str, c: RemoteCall<'_>| {
+        let bytes = c.encode();
+        assert_eq!(RemoteCall::decode(&bytes), Ok(c), "{comment}");
+        payloads.push(json!({
+            "tcId": 0, "comment": comment, "flags": [], "payload": hex(&bytes), "result": "valid",
+            "chain": hex(c.chain), "proof": hex(&c.proof), "fuel": c.fuel, "args": hex(c.args),
+        }));
+    };
+    valid("a call", RemoteCall { chain: &chain, proof, fuel: 300, args: b"hello" });
+    valid("no arguments, no fuel", RemoteCall { chain: &chain, proof, fuel: 0, args: b"" });
+    valid(
+        "an empty chain field (refused later, by verification)",
+        RemoteCall { chain: b"", proof, fuel: 1, args: b"x" },
+    );
+    valid("the largest fuel", RemoteCall { chain: &chain, proof, fuel: u64::MAX, args: b"" });
+    let long = vec![1u8; isocore_cap::MAX_CHAIN_LEN];
+    valid("a chain of MAX_CHAIN_LEN bytes", RemoteCall { chain: &long, proof, fuel: 1, args: b"" });
+    let good = RemoteCall { chain: &chain, proof, fuel: 300, args: b"hello" }.encode();
+    let mut invalid = |comment: &str, flag: PayloadError, bytes: Vec<u8>| {
+        assert_eq!(RemoteCall::decode(&bytes), Err(flag), "{comment}");
+        payloads.push(json!({
+            "tcId": 0, "comment": comment, "flags": [format!("{flag:?}")], "payload": hex(&bytes), "result": "invalid",
+        }));
+    };
+    invalid("empty", PayloadError::Truncated, Vec::new());
+    invalid("the proof cut short", PayloadError::Truncated, good[..1 + 40 + 63].to_vec());
+    invalid("no fuel", PayloadError::Truncated, good[..1 + 40 + 64].to_vec());
+    invalid("chain length 40 written as a8 00", PayloadError::NonCanonical, [&[0xa8, 0x00][..], &good[1..]].concat());
+    invalid(
+        "fuel varint over 64 bits",
+        PayloadError::NonCanonical,
+        [&good[..1 + 40 + 64], &[0xff; 9][..], &[0x02]].concat(),
+    );
+    invalid("a chain longer than MAX_CHAIN_LEN", PayloadError::ChainTooLong, {
+        let mut v = vec![0x81, 0x20];
+        v.extend(std::iter::repeat_n(0, 4097 + 64 + 1));
+        v
+    });
+    let mut methods = Vec::new();
+    for (text, ok) in [
+        ("0", true),
+        ("7", true),
+        ("255", true),
+        ("", false),
+        ("00", false),
+        ("07", false),
+        ("256", false),
+        ("-1", false),
+        ("+1", false),
+        (" 1", false),
+        ("1.0", false),
+    ] {
+        assert_eq!(parse_method(text).is_ok(), ok, "{text:?}");
+        methods.push(json!({
+            "tcId": 0, "comment": format!("method {text:?}"), "flags": if ok { vec![] } else { vec!["BadMethod"] },
+            "method": text, "result": if ok { "valid" } else { "invalid" },
+            "index": parse_method(text).ok(),
+        }));
+    }
+    let mut groups =
+        vec![json!({ "type": "CallPayload", "tests": payloads }), json!({ "type": "CallMethod", "tests": methods })];
+    let count = isocore_conformance::number_tests(&mut groups);
+    let doc = json!({
+        "algorithm": "isocore/host/v1 remote calls",
+        "schema": "isocore_host_call_v1",
+        "specification": "spec/host.md",
+        "generator": "isocore-host/tests/vectors.rs",
+        "numberOfTests": count,
+        "notes": {
+            "Truncated": { "bugType": "EDGE_CASE", "description": "Input that ends inside a field." },
+            "NonCanonical": { "bugType": "CAN_OF_WORMS", "description": "A varint longer than needed, or over 64 bits." },
+            "ChainTooLong": { "bugType": "RESOURCE_EXHAUSTION", "description": "A chain length over MAX_CHAIN_LEN, refused before slicing." },
+            "BadMethod": { "bugType": "CAN_OF_WORMS", "description": "Method text other than the shortest decimal of 0 to 255." },
+        },
+        "testGroups": groups,
+    });
+    isocore_conformance::check_vector_file(
+        "host",
+        "calls.json",
+        &serde_json::to_string_pretty(&doc).unwrap(),
+        "cargo test -p isocore-host --test vectors",
+    );
+}

@@ -18,6 +18,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 pub struct PublishArgs {
     /// The component file.
     pub component: PathBuf,
+    /// Interfaces the app exports for other nodes to call.
+    pub exports: Vec<String>,
     /// The app's feed (created if absent).
     pub feed: Option<FeedKey>,
     /// `MAJOR.MINOR.PATCH`.
@@ -101,8 +103,12 @@ pub fn publish(data: &Path, args: PublishArgs) -> Result<()> {
         (a, b, c)
     };
     let requests = args.requests.iter().map(|r| parse_request(r)).collect::<Result<Vec<_>>>()?;
+    let mut exports = args.exports;
+    exports.sort();
+    exports.dedup();
     let release = Release {
         notes: args.notes,
+        exports,
         ..Release::new(version, imports, requests, AppLimits { memory: args.memory, processes: args.processes })
     };
     let db = open_db(data)?;
@@ -125,6 +131,7 @@ fn record_path(data: &Path, key: &FeedKey) -> PathBuf {
 struct Record {
     feed: String,
     at: u64,
+    version: (u32, u32, u32),
     granted: Vec<Request>,
 }
 
@@ -173,7 +180,12 @@ pub fn install(data: &Path, key: &FeedKey, at: Option<u64>, yes: bool) -> Result
     };
     let pin = at.map_or(Pin::Latest, Pin::At);
     let installed = app::install(&node, &feed, pin, &mut consent, previous.as_ref().map(|r| r.granted.as_slice()))?;
-    let record = Record { feed: format_feed_key(key), at: installed.at, granted: installed.granted.clone() };
+    let record = Record {
+        feed: format_feed_key(key),
+        at: installed.at,
+        version: installed.release.version,
+        granted: installed.granted.clone(),
+    };
     let path = record_path(data, key);
     std::fs::create_dir_all(path.parent().expect("apps dir"))?;
     std::fs::write(&path, postcard::to_allocvec(&record)?)?;
@@ -191,7 +203,8 @@ pub fn install(data: &Path, key: &FeedKey, at: Option<u64>, yes: bool) -> Result
 pub fn list(data: &Path) -> Result<()> {
     let dir = data.join("apps");
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
-    let db = open_db(data)?;
+    // A running app's node holds the database; newer releases are then not looked for.
+    let db = open_db(data).ok();
     for entry in entries {
         let entry = entry?;
         if entry.path().extension().is_some() {
@@ -200,10 +213,14 @@ pub fn list(data: &Path) -> Result<()> {
         let record: Record =
             postcard::from_bytes(&std::fs::read(entry.path())?).map_err(|_| "corrupt installed-app record")?;
         let key = crate::node::parse_feed_key(&record.feed)?;
-        let feed = Feed::open(key, db.feed(&key, false)?)?;
-        let (_, release) = app::find_release(&feed, Pin::At(record.at))?;
-        let newest = app::find_release(&feed, Pin::Latest).map(|(at, _)| at).unwrap_or(record.at);
-        let (a, b, c) = release.version;
+        let newest = match &db {
+            Some(db) => {
+                let feed = Feed::open(key, db.feed(&key, false)?)?;
+                app::find_release(&feed, Pin::Latest).map(|(at, _)| at).unwrap_or(record.at)
+            }
+            None => record.at,
+        };
+        let (a, b, c) = record.version;
         let running = if pid_alive(&entry.path().with_extension("pid")) { " running" } else { "" };
         println!(
             "{} {a}.{b}.{c} release {}{} granted {}{running}",
@@ -222,29 +239,57 @@ fn pid_alive(path: &Path) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-/// Runs `processes` processes of the installed app with `init`, until they all exit or
-/// `isocore app stop` ends this command.
-pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32) -> Result<()> {
+/// Where an app's node listens and whom it dials.
+pub struct Network {
+    /// Address to accept connections on.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Peers to dial.
+    pub connect: Vec<std::net::SocketAddr>,
+}
+
+/// Runs `processes` processes of the installed app with `init` on a node of the network,
+/// until they all exit or `isocore app stop` ends this command. The app's feeds are the
+/// node's, and the interfaces its release exports answer calls from peers that present an
+/// Invoke capability ([`grant`]).
+pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32, network: Network) -> Result<()> {
     let record = read_record(data, key)?.ok_or("not installed: isocore app install KEY")?;
     let pidfile = record_path(data, key).with_extension("pid");
     if pid_alive(&pidfile) {
         return Err("already running (isocore app stop KEY)".into());
     }
-    let (node, mut running) = {
+    let host = host_node(data, processes.max(1) * 4)?;
+    // Checked again from the feed before it runs; the database is closed again before the
+    // node, which owns it, starts.
+    let installed = {
         let db = open_db(data)?;
         let feed = Feed::open(*key, db.feed(key, false)?)?;
-        let node = host_node(data, processes.max(1) * 4)?;
-        // Checked again from the feed; it runs with exactly the grants made at install.
-        let (at, release, loaded) = app::check_release(&node, &feed, Pin::At(record.at))?;
-        let installed = app::Installed { at, release, granted: record.granted, app: loaded };
-        (node, app::Running::new(installed))
+        let (at, release, loaded) = app::check_release(&host, &feed, Pin::At(record.at))?;
+        loaded.set_grants(record.granted.clone());
+        app::Installed { at, release, granted: record.granted, app: loaded }
     };
+    let mut config = crate::node::NodeConfig::new(data);
+    config.listen = network.listen;
+    config.connect = network.connect;
+    let net = crate::thread::NodeThread::spawn(config, Vec::new())?;
+    let host = std::sync::Arc::new(host);
+    host.set_channels(std::sync::Arc::new(crate::services::NodeFeeds(net.handle())))?;
+    let mut running = app::Running::new(installed);
     let mut monitors = Vec::new();
     for _ in 0..processes {
-        let pid = running.start(&node, init)?;
-        monitors.push((pid, node.monitor(pid).ok_or("a process exited at once")?));
+        let pid = running.start(&host, init)?;
+        monitors.push((pid, host.monitor(pid).ok_or("a process exited at once")?));
     }
+    // The first process answers for every interface the release exports.
+    if let Some(&(first, _)) = monitors.first() {
+        for name in &running.installed().release.exports {
+            host.export(isocore_cap::interface_id(name), &running.installed().app, first);
+        }
+    }
+    net.serve_calls(host.clone())?;
     std::fs::write(&pidfile, std::process::id().to_string())?;
+    if let Some(addr) = net.addr {
+        println!("listening on {addr}");
+    }
     println!("running {} processes: {:?}", monitors.len(), running.pids());
     std::io::stdout().flush()?;
     for (pid, m) in monitors {
@@ -253,6 +298,116 @@ pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32) -> Result<()
     }
     let _ = std::fs::remove_file(&pidfile);
     Ok(())
+}
+
+/// What `app grant` lets a caller do.
+pub struct GrantArgs {
+    /// The caller's node key.
+    pub to: [u8; 32],
+    /// The interface (default: the app's only export).
+    pub interface: Option<String>,
+    /// Methods allowed (default: all).
+    pub methods: Vec<u8>,
+    /// Fuel per call at most (default: unbounded).
+    pub fuel: Option<u64>,
+    /// Days until it expires (default: never).
+    pub days: Option<u64>,
+}
+
+/// Issues an Invoke capability, signed by this node, for calls into an installed app's
+/// exported interface; prints it in hex.
+pub fn grant(data: &Path, key: &FeedKey, args: GrantArgs) -> Result<()> {
+    let record = read_record(data, key)?.ok_or("not installed: isocore app install KEY")?;
+    let release = {
+        let db = open_db(data)?;
+        let feed = Feed::open(*key, db.feed(key, false)?)?;
+        app::find_release(&feed, Pin::At(record.at))?.1
+    };
+    let interface = match (args.interface, release.exports.as_slice()) {
+        (Some(i), exports) if exports.contains(&i) => i,
+        (Some(i), _) => return Err(format!("the app does not export {i}").into()),
+        (None, [only]) => only.clone(),
+        (None, []) => return Err("the app exports no interface".into()),
+        (None, _) => return Err("the app exports several interfaces: pick one with --interface".into()),
+    };
+    let mut grant =
+        isocore_cap::Grant::to(args.to).component(release.component).interface(isocore_cap::interface_id(&interface));
+    if !args.methods.is_empty() {
+        if let Some(m) = args.methods.iter().find(|m| **m >= 64) {
+            return Err(format!("method {m}: a capability names methods 0 to 63").into());
+        }
+        grant = grant.methods(args.methods.iter().fold(0u64, |mask, m| mask | 1 << m));
+    }
+    if let Some(fuel) = args.fuel {
+        grant = grant.fuel(fuel);
+    }
+    if let Some(days) = args.days {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        grant = grant.expires(now + days * 86_400);
+    }
+    let identity = crate::node::load_identity(data)?;
+    let chain = grant
+        .issue(isocore_cap::Root::Node(identity.peer_id().0), identity.signing_key())
+        .map_err(|e| format!("cannot issue: {e:?}"))?;
+    println!("{}", hex::encode(chain));
+    Ok(())
+}
+
+/// Calls `method` of `interface` on the node at `addr`, presenting the Invoke capability
+/// `chain` (proven over this session with this node's key); prints the answer in hex.
+pub fn call(
+    data: &Path,
+    addr: std::net::SocketAddr,
+    interface: &str,
+    method: u8,
+    args: &[u8],
+    chain: &[u8],
+    fuel: u64,
+) -> Result<()> {
+    use isocore_proto::EndpointEvent;
+    let head = *isocore_cap::UnverifiedChain::decode(chain)
+        .map_err(|e| format!("not a capability: {e:?}"))?
+        .link_ids()
+        .last()
+        .ok_or("empty capability")?;
+    let signer = crate::node::load_identity(data)?.signing_key().clone();
+    let mut config = crate::node::NodeConfig::new(data);
+    config.connect = vec![addr];
+    let net = crate::thread::NodeThread::spawn(config, Vec::new())?;
+    let deadline = std::time::Instant::now() + crate::services::CALL_TIMEOUT;
+    let next = || -> Result<EndpointEvent> {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        Ok(net.events.recv_timeout(left).map_err(|_| format!("no answer from {addr} in time"))?.0)
+    };
+    let connection = loop {
+        if let EndpointEvent::Connected { connection, .. } = next()? {
+            break connection;
+        }
+    };
+    let (_, hash) = net.session(connection)?.ok_or("the connection closed")?;
+    let proof = isocore_cap::prove_possession(&signer, &hash, &head);
+    let interface = isocore_cap::interface_id(interface);
+    let call = isocore_host::Call { interface: &interface, method, args, fuel };
+    let (method, payload) = isocore_host::remote::outgoing(&call, chain, proof);
+    let id = net.call(connection, interface, &method, payload)?.ok_or("the connection closed")?;
+    loop {
+        match next()? {
+            EndpointEvent::Reply { connection: c, id: i, payload } if c == connection && i == id => {
+                println!("{}", hex::encode(&payload));
+                return Ok(());
+            }
+            EndpointEvent::CallFailed { connection: c, id: i, code, reason } if c == connection && i == id => {
+                return Err(format!("call refused (code {code}): {reason}").into());
+            }
+            EndpointEvent::NotAdmitted { connection: c, .. } if c == connection => {
+                return Err("the node is too busy: it did not admit the call".into());
+            }
+            EndpointEvent::Closed { connection: c, error } if c == connection => {
+                return Err(format!("the connection closed: {error}").into());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Stops a running app (ends its `isocore app run`).

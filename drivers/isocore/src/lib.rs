@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod demo;
 pub mod node;
+pub mod services;
 pub mod store;
 pub mod thread;
 

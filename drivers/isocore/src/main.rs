@@ -78,6 +78,27 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Call a method of an interface another node exports, with a capability it issued.
+    Call {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The interface, e.g. isocore:chat/room@0.1.0.
+        interface: String,
+        /// The method's number.
+        method: u8,
+        /// The arguments (text).
+        #[arg(default_value = "")]
+        args: String,
+        /// The arguments in hex instead.
+        #[arg(long, conflicts_with = "args")]
+        args_hex: Option<String>,
+        /// The capability, in hex (from the other node's `isocore app grant`).
+        #[arg(long)]
+        cap: String,
+        /// Fuel the call may spend.
+        #[arg(long, default_value_t = 1_000_000)]
+        fuel: u64,
+    },
     /// Start four nodes on loopback and show live replication through a relay.
     Demo {
         /// Print only the final line.
@@ -111,6 +132,10 @@ enum AppCommand {
         /// Processes at once.
         #[arg(long, default_value_t = 64)]
         processes: u32,
+        /// An interface the app exports for other nodes to call, e.g. isocore:chat/room@0.1.0
+        /// (repeatable).
+        #[arg(long = "export")]
+        exports: Vec<String>,
     },
     /// Install the newest release of an app held here (or --at a given one, to roll back).
     Install {
@@ -132,9 +157,39 @@ enum AppCommand {
         /// The init argument of each process.
         #[arg(long, default_value = "")]
         init: String,
+        /// The init argument in hex (for binary arguments such as a feed key).
+        #[arg(long, conflicts_with = "init")]
+        init_hex: Option<String>,
         /// How many processes to start.
         #[arg(long, default_value_t = 1)]
         processes: u32,
+        /// Address to accept connections (and calls) on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Peers to connect to (repeatable).
+        #[arg(long)]
+        connect: Vec<SocketAddr>,
+    },
+    /// Issue a capability to call an installed app's exported interface on this node;
+    /// prints it in hex, for the caller's `isocore call --cap`.
+    Grant {
+        /// The app's feed key.
+        feed: String,
+        /// The caller's node key (its `isocore info` peer), hex.
+        #[arg(long)]
+        to: String,
+        /// The interface (default: the app's only export).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Methods allowed, e.g. 0,1 (default: all).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<u8>,
+        /// Most fuel per call (default: unbounded).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        days: Option<u64>,
     },
     /// Stop a running app.
     Stop {
@@ -181,20 +236,39 @@ fn open(data: &std::path::Path) -> Result<isocore_node::store::Db> {
 fn run(command: Command, data: PathBuf) -> Result<()> {
     match command {
         Command::Demo { quiet } => isocore_node::demo::run(quiet),
+        Command::Call { addr, interface, method, args, args_hex, cap, fuel } => {
+            let args = match args_hex {
+                Some(h) => hex::decode(h.trim()).map_err(|_| "--args-hex is not hex")?,
+                None => args.into_bytes(),
+            };
+            let chain = hex::decode(cap.trim()).map_err(|_| "--cap is not hex")?;
+            isocore_node::apps::call(&data, addr, &interface, method, &args, &chain, fuel)
+        }
         Command::App { command } => {
             use isocore_node::apps;
             match command {
-                AppCommand::Publish { component, feed, version, requests, notes, memory, processes } => {
+                AppCommand::Publish { component, feed, version, requests, notes, memory, processes, exports } => {
                     let feed = feed.as_deref().map(feed_key).transpose()?;
                     apps::publish(
                         &data,
-                        apps::PublishArgs { component, feed, version, requests, notes, memory, processes },
+                        apps::PublishArgs { component, exports, feed, version, requests, notes, memory, processes },
                     )
                 }
                 AppCommand::Install { feed, at, yes } => apps::install(&data, &feed_key(&feed)?, at, yes),
                 AppCommand::List => apps::list(&data),
-                AppCommand::Run { feed, init, processes } => {
-                    apps::run(&data, &feed_key(&feed)?, init.as_bytes(), processes)
+                AppCommand::Run { feed, init, init_hex, processes, listen, connect } => {
+                    let init = match init_hex {
+                        Some(h) => hex::decode(h.trim()).map_err(|_| "--init-hex is not hex")?,
+                        None => init.into_bytes(),
+                    };
+                    apps::run(&data, &feed_key(&feed)?, &init, processes, apps::Network { listen, connect })
+                }
+                AppCommand::Grant { feed, to, interface, methods, fuel, days } => {
+                    let to = hex::decode(to.trim())
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or("--to is not a 32-byte key in hex")?;
+                    apps::grant(&data, &feed_key(&feed)?, apps::GrantArgs { to, interface, methods, fuel, days })
                 }
                 AppCommand::Stop { feed } => apps::stop(&data, &feed_key(&feed)?),
             }

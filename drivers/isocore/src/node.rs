@@ -225,6 +225,37 @@ impl Node {
         self.endpoint.borrow().feed(key).map(f)
     }
 
+    /// Who is on the other end of a connection, and its session's handshake hash.
+    pub fn session(&self, connection: ConnectionHandle) -> Option<(isocore_proto::PeerId, [u8; 32])> {
+        let endpoint = self.endpoint.borrow();
+        let c = endpoint.connection(connection)?;
+        Some((c.peer()?, c.handshake_hash()?))
+    }
+
+    /// Call a method on the peer of `connection`. Returns the call id.
+    pub fn call(&self, connection: ConnectionHandle, interface: [u8; 32], method: &str, payload: &[u8]) -> Option<u64> {
+        let id = self.endpoint.borrow_mut().call(connection, interface, method, payload);
+        self.wake();
+        id
+    }
+
+    /// Answer a call.
+    pub fn reply(&self, connection: ConnectionHandle, id: u64, payload: &[u8]) {
+        self.endpoint.borrow_mut().reply(connection, id, payload);
+        self.wake();
+    }
+
+    /// Refuse a call.
+    pub fn fail_call(&self, connection: ConnectionHandle, id: u64, code: u16, reason: &str) {
+        self.endpoint.borrow_mut().fail_call(connection, id, code, reason);
+        self.wake();
+    }
+
+    /// The node's identity key, for proofs of possession.
+    pub fn signing_key(&self) -> Result<SigningKey, Box<dyn std::error::Error>> {
+        Ok(load_identity(&self.config.data_dir)?.signing_key().clone())
+    }
+
     /// Endpoint events from now on.
     pub fn subscribe(&self) -> async_channel::Receiver<EndpointEvent> {
         let (tx, rx) = async_channel::unbounded();

@@ -3,12 +3,15 @@
 
 use crate::node::{Node, NodeConfig};
 use async_net::TcpListener;
+use isocore_host::channel::Notify;
 use isocore_log::FeedKey;
 use isocore_proto::EndpointEvent;
+use isocore_proto::{ConnectionHandle, PeerId};
 use smol::LocalExecutor;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 type Reply<T> = mpsc::Sender<Result<T, String>>;
@@ -18,12 +21,25 @@ enum Command {
     Follow(FeedKey, Reply<()>),
     Lengths(FeedKey, Reply<Option<(u64, u64)>>),
     Get(FeedKey, u64, Reply<Option<Vec<u8>>>),
+    Watch(FeedKey, Notify, Reply<()>),
+    Session(ConnectionHandle, Reply<Option<(PeerId, [u8; 32])>>),
+    Call(ConnectionHandle, [u8; 32], String, Vec<u8>, Reply<Option<u64>>),
+    ServeCalls(Arc<isocore_host::Node>, Reply<()>),
     Stop,
+}
+
+/// Processes watching feeds, by discovery key.
+type Watchers = Vec<([u8; 32], Notify)>;
+
+/// A way to command a [`NodeThread`] from any thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: async_channel::Sender<Command>,
 }
 
 /// A node running on its own thread.
 pub struct NodeThread {
-    commands: async_channel::Sender<Command>,
+    handle: NodeHandle,
     /// Endpoint events, stamped with the instant the node saw them.
     pub events: mpsc::Receiver<(EndpointEvent, Instant)>,
     /// The address it listens on, if any.
@@ -61,15 +77,24 @@ impl NodeThread {
             };
             let _ = ready_tx.send(Ok(listener.as_ref().and_then(|l| l.local_addr().ok())));
             let subscription = node.subscribe();
-            let forward = ex.spawn(async move {
-                while let Ok(e) = subscription.recv().await {
-                    if events_tx.send((e, Instant::now())).is_err() {
-                        break;
+            // Processes watching feeds, told of each growth.
+            let watchers: Rc<RefCell<Watchers>> = Rc::default();
+            let forward = {
+                let watchers = watchers.clone();
+                ex.spawn(async move {
+                    while let Ok(e) = subscription.recv().await {
+                        if let EndpointEvent::FeedUpdated { discovery_key, contiguous, .. } = &e {
+                            watchers.borrow_mut().retain_mut(|(dk, w)| dk != discovery_key || w(*contiguous));
+                        }
+                        if events_tx.send((e, Instant::now())).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                })
+            };
             let control = {
                 let node = node.clone();
+                let ex = ex.clone();
                 async move {
                     while let Ok(command) = inbox.recv().await {
                         match command {
@@ -86,6 +111,24 @@ impl NodeThread {
                                 let got = node.with_feed(&key, |f| f.get(index)).transpose().map_err(|e| e.to_string());
                                 let _ = reply.send(got.map(|o| o.flatten().map(|b| b.to_vec())));
                             }
+                            Command::Watch(key, notify, reply) => {
+                                let known = node.with_feed(&key, |_| ()).is_some();
+                                if known {
+                                    watchers.borrow_mut().push((key.discovery_key(), notify));
+                                }
+                                let _ = reply.send(known.then_some(()).ok_or_else(|| "no such feed".to_string()));
+                            }
+                            Command::Session(connection, reply) => {
+                                let _ = reply.send(Ok(node.session(connection)));
+                            }
+                            Command::Call(connection, interface, method, payload, reply) => {
+                                let _ = reply.send(Ok(node.call(connection, interface, &method, &payload)));
+                            }
+                            Command::ServeCalls(host, reply) => {
+                                let key = node.peer_id().0;
+                                ex.spawn(crate::services::serve_calls(node.clone(), host, key, ex.clone())).detach();
+                                let _ = reply.send(Ok(()));
+                            }
                             Command::Stop => break,
                         }
                     }
@@ -95,18 +138,37 @@ impl NodeThread {
             drop(forward);
         });
         let addr = ready.recv().map_err(|_| "node thread died".to_string())??;
-        Ok(NodeThread { commands, events, addr, thread: Some(thread) })
+        Ok(NodeThread { handle: NodeHandle { commands }, events, addr, thread: Some(thread) })
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
     }
 
     fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, String> {
-        let (tx, rx) = mpsc::channel();
-        self.commands.send_blocking(make(tx)).map_err(|_| "node stopped".to_string())?;
-        rx.recv().map_err(|_| "node stopped".to_string())?
+        ask(&self.handle.commands, make)
     }
 
-    /// Append to a feed the node writes. Returns the new length.
-    pub fn append(&self, key: &FeedKey, entries: Vec<Vec<u8>>) -> Result<u64, String> {
-        self.ask(|r| Command::Append(*key, entries, r))
+    /// Who is on the other end of a connection, and its handshake hash.
+    pub fn session(&self, connection: ConnectionHandle) -> Result<Option<(PeerId, [u8; 32])>, String> {
+        self.ask(|r| Command::Session(connection, r))
+    }
+
+    /// Call a method on a peer; the answer arrives as an event. Returns the call id.
+    pub fn call(
+        &self,
+        connection: ConnectionHandle,
+        interface: [u8; 32],
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<Option<u64>, String> {
+        self.ask(|r| Command::Call(connection, interface, method.to_string(), payload, r))
+    }
+
+    /// Answer calls from peers with the interfaces `host` exports.
+    pub fn serve_calls(&self, host: Arc<isocore_host::Node>) -> Result<(), String> {
+        self.ask(|r| Command::ServeCalls(host, r))
     }
 
     /// Follow a feed.
@@ -114,28 +176,55 @@ impl NodeThread {
         self.ask(|r| Command::Follow(*key, r))
     }
 
-    /// The feed's verified length and contiguous length, if the node has it.
-    pub fn lengths(&self, key: &FeedKey) -> Result<Option<(u64, u64)>, String> {
-        self.ask(|r| Command::Lengths(*key, r))
-    }
-
-    /// One entry, if held.
-    pub fn get(&self, key: &FeedKey, index: u64) -> Result<Option<Vec<u8>>, String> {
-        self.ask(|r| Command::Get(*key, index, r))
-    }
-
     /// Stop the node and wait for its thread: its database is closed when this returns.
     pub fn stop(mut self) {
-        let _ = self.commands.send_blocking(Command::Stop);
+        let _ = self.handle.commands.send_blocking(Command::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+fn ask<T>(commands: &async_channel::Sender<Command>, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    commands.send_blocking(make(tx)).map_err(|_| "node stopped".to_string())?;
+    rx.recv().map_err(|_| "node stopped".to_string())?
+}
+
+impl std::ops::Deref for NodeThread {
+    type Target = NodeHandle;
+
+    /// Feed operations work the same from the thread's owner and from other threads.
+    fn deref(&self) -> &NodeHandle {
+        &self.handle
+    }
+}
+
+impl NodeHandle {
+    /// Append to a feed the node writes. Returns the new length.
+    pub fn append(&self, key: &FeedKey, entries: Vec<Vec<u8>>) -> Result<u64, String> {
+        ask(&self.commands, |r| Command::Append(*key, entries, r))
+    }
+
+    /// The feed's verified length and contiguous length, if the node has it.
+    pub fn lengths(&self, key: &FeedKey) -> Result<Option<(u64, u64)>, String> {
+        ask(&self.commands, |r| Command::Lengths(*key, r))
+    }
+
+    /// One entry, if held.
+    pub fn get(&self, key: &FeedKey, index: u64) -> Result<Option<Vec<u8>>, String> {
+        ask(&self.commands, |r| Command::Get(*key, index, r))
+    }
+
+    /// Tell `notify` of every growth of the feed, until it returns `false`.
+    pub fn watch(&self, key: &FeedKey, notify: Notify) -> Result<(), String> {
+        ask(&self.commands, |r| Command::Watch(*key, notify, r))
+    }
+}
+
 impl Drop for NodeThread {
     fn drop(&mut self) {
-        let _ = self.commands.send_blocking(Command::Stop);
+        let _ = self.handle.commands.send_blocking(Command::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -316,3 +316,53 @@ fn app_commands_refuse_bad_input_with_clear_errors() {
     assert!(failing(&data, &["app", "install", &key]).contains("needs fresh consent"));
     assert!(run(&data, &["app", "list"]).contains("release 0 (newer release 2 held)"));
 }
+
+fn entries_of(hex_page: &str) -> Vec<String> {
+    let page: Vec<u8> =
+        (0..hex_page.len() / 2).map(|i| u8::from_str_radix(&hex_page[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut out = Vec::new();
+    let mut rest = &page[..];
+    while rest.len() >= 4 {
+        let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8(rest[4..4 + n].to_vec()).unwrap());
+        rest = &rest[4 + n..];
+    }
+    out
+}
+
+#[test]
+fn a_chat_app_is_called_from_another_node_and_its_room_replicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, caller, reader) = (dir.path().join("host"), dir.path().join("caller"), dir.path().join("reader"));
+    let chat = Path::new(isocore_host::GUESTS_DIR).join("chat.wasm");
+    let room = run(&host, &["create"]).trim().to_string();
+    let request = format!("channel:{room}:write:/:the room's messages");
+    let iface = "isocore:chat/room@0.1.0";
+    let published = run(&host, &["app", "publish", chat.to_str().unwrap(), "--request", &request, "--export", iface]);
+    let app = published.split_whitespace().next().unwrap().to_string();
+    run(&host, &["app", "install", &app, "--yes"]);
+    let info = run(&caller, &["info"]);
+    let peer = info.lines().next().unwrap().strip_prefix("peer ").unwrap().to_string();
+    let cap = run(&host, &["app", "grant", &app, "--to", &peer, "--methods", "0,1"]).trim().to_string();
+
+    let running =
+        Proc::start(isocore(&host, &["app", "run", &app, "--init-hex", &room, "--listen", "127.0.0.1:0"]), false);
+    let addr = running.address();
+    assert!(running.next_line().starts_with("running 1 processes"));
+    let follower = Proc::start(isocore(&reader, &["follow", &room, "--connect", &addr]), false);
+
+    let call = |args: &[&str]| run(&caller, &[&["call", &addr, iface][..], args, &["--cap", &cap]].concat());
+    assert_eq!(call(&["0", "hello from afar"]).trim(), "0100000000000000");
+    assert_eq!(call(&["0", "and again"]).trim(), "0200000000000000");
+    assert_eq!(entries_of(call(&["1", "--args-hex", "0000000000000000"]).trim()), ["hello from afar", "and again"]);
+    // The posts are entries of the room, signed by the host and pushed live to its followers.
+    assert_eq!(follower.entries(2), ["hello from afar", "and again"]);
+
+    // A method outside the grant, and a capability held by someone else, are refused.
+    let denied = failing(&caller, &["call", &addr, iface, "2", "--cap", &cap]);
+    assert!(denied.contains("call refused (code 3)"), "{denied}");
+    let thief = dir.path().join("thief");
+    let stolen = failing(&thief, &["call", &addr, iface, "0", "spoofed", "--cap", &cap]);
+    assert!(stolen.contains("call refused (code 2)"), "{stolen}");
+    assert_eq!(entries_of(call(&["1"]).trim()).len(), 2, "nothing was posted by the refused calls");
+}

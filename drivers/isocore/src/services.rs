@@ -1,0 +1,94 @@
+//! Apps on a networked node: their feeds are the node's replicated feeds, and the interfaces
+//! they export answer calls that arrive over the node's sessions.
+//!
+//! The component host runs processes on its own threads; the node runs on one thread of its
+//! own. A process's feed operations reach the node as commands ([`NodeFeeds`]), and calls
+//! from peers reach the host through [`serve_calls`], which checks each against the caller's
+//! Invoke capability (bound to the session) before delivering it.
+
+use crate::node::Node;
+use crate::thread::NodeHandle;
+use isocore_host::channel::{ChannelError, Channels, Notify};
+use isocore_host::remote::{CallGate, failure};
+use isocore_host::{Call, Node as Host};
+use isocore_log::FeedKey;
+use isocore_proto::EndpointEvent;
+use smol::LocalExecutor;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a call may take to be answered.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The node's feeds, for the host's processes.
+pub struct NodeFeeds(pub NodeHandle);
+
+fn failed(e: String) -> ChannelError {
+    if e.contains("no such feed") { ChannelError::Unknown } else { ChannelError::Failed(e) }
+}
+
+impl Channels for NodeFeeds {
+    fn len(&self, feed: &FeedKey) -> Result<u64, ChannelError> {
+        self.0.lengths(feed).map_err(failed)?.map(|(_, contiguous)| contiguous).ok_or(ChannelError::Unknown)
+    }
+
+    fn read(&self, feed: &FeedKey, index: u64) -> Result<Vec<u8>, ChannelError> {
+        match self.0.lengths(feed).map_err(failed)? {
+            None => Err(ChannelError::Unknown),
+            Some(_) => self.0.get(feed, index).map_err(failed)?.ok_or(ChannelError::Missing),
+        }
+    }
+
+    fn append(&self, feed: &FeedKey, entries: Vec<Vec<u8>>) -> Result<u64, ChannelError> {
+        self.0.append(feed, entries).map_err(failed)
+    }
+
+    fn subscribe(&self, feed: &FeedKey, notify: Notify) -> Result<(), ChannelError> {
+        self.0.watch(feed, notify).map_err(failed)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Answers calls from peers with the interfaces `host` exports, as the node whose identity
+/// key is `node_key`, until the node stops.
+pub async fn serve_calls(node: Rc<Node>, host: Arc<Host>, node_key: [u8; 32], ex: Rc<LocalExecutor<'static>>) {
+    let gate = RefCell::new(CallGate::new());
+    let events = node.subscribe();
+    while let Ok(event) = events.recv().await {
+        match event {
+            EndpointEvent::Call { connection, id, interface, method, payload } => {
+                let Some((peer, hash)) = node.session(connection) else { continue };
+                let admitted = gate.borrow_mut().admit(connection.0, &hash, &peer.0, &method, &payload, unix_now());
+                let (cap, method, call) = match admitted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::info!(peer = %hex::encode(&peer.0[..8]), %e, "call refused");
+                        let (code, reason) = e.failure();
+                        node.fail_call(connection, id, code, &reason);
+                        continue;
+                    }
+                };
+                let (args, fuel) = (call.args.to_vec(), call.fuel);
+                let (node, host) = (node.clone(), host.clone());
+                ex.spawn(async move {
+                    let call = Call { interface: &interface, method, args: &args, fuel };
+                    match host.invoke_async(&node_key, &cap, &call, CALL_TIMEOUT).await {
+                        Ok(answer) => node.reply(connection, id, &answer),
+                        Err(e) => {
+                            let (code, reason) = failure(&e);
+                            node.fail_call(connection, id, code, &reason);
+                        }
+                    }
+                })
+                .detach();
+            }
+            EndpointEvent::Closed { connection, .. } => gate.borrow_mut().end_session(connection.0),
+            _ => {}
+        }
+    }
+}
