@@ -177,6 +177,11 @@ impl<S: Storage> Feed<S> {
         self.head.as_ref()
     }
 
+    /// Write out whatever the store holds back ([`Storage::flush`]).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
     /// The length of the longest prefix of entries held.
     pub fn contiguous_len(&self) -> u64 {
         self.contiguous

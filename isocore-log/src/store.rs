@@ -53,6 +53,12 @@ pub trait Storage {
     fn contiguous(&self) -> Result<u64, StoreError>;
     /// Write a batch, all or nothing.
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Write out batches a store holds back to commit several at once (one that does must
+    /// still serve them from memory, and must commit them atomically, oldest first). Drivers
+    /// call it before making the store durable; the feed never needs to.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store in memory, for tests, simulations and the browser.

@@ -290,6 +290,20 @@ impl<S: Storage> Endpoint<S> {
         }
     }
 
+    /// Write out what every feed's store holds back ([`isocore_log::Storage::flush`]); the
+    /// first failure is returned, after every store was asked.
+    pub fn flush(&mut self) -> Result<(), isocore_log::StoreError> {
+        let mut first = Ok(());
+        for slot in self.feeds.values_mut() {
+            if let Err(e) = slot.feed.flush()
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
     /// A feed, by key.
     pub fn feed(&self, key: &FeedKey) -> Option<&Feed<S>> {
         self.feeds.get(&key.discovery_key()).map(|s| &s.feed)

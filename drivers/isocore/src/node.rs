@@ -331,6 +331,9 @@ impl Node {
                                 // Let the writer send our Close before the socket goes.
                                 futures_lite::future::pending::<()>().await;
                             }
+                            // A socket with data never makes a read wait: step aside so the
+                            // writer sends credit and requests while more data arrives.
+                            futures_lite::future::yield_now().await;
                         }
                     }
                 }
@@ -399,13 +402,18 @@ impl Node {
         }
     }
 
+    /// Write out what the stores hold back, then make every commit durable.
+    fn sync(&self) {
+        if let Err(e) = self.endpoint.borrow_mut().flush().and_then(|()| self.db.sync()) {
+            tracing::error!(%e, "database sync failed");
+        }
+    }
+
     /// Make replicated data durable once a second.
     async fn flusher(self: Rc<Self>) {
         loop {
             async_io::Timer::after(Duration::from_secs(1)).await;
-            if let Err(e) = self.db.sync() {
-                tracing::error!(%e, "database sync failed");
-            }
+            self.sync();
         }
     }
 
@@ -462,9 +470,7 @@ impl Node {
         }
         let out = until.await;
         drop(tasks);
-        if let Err(e) = self.db.sync() {
-            tracing::error!(%e, "database sync failed");
-        }
+        self.sync();
         out
     }
 }

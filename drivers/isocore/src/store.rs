@@ -1,10 +1,13 @@
-//! Feeds kept in redb: one database per node, every feed's entries, nodes, head and fork proof
-//! in shared tables keyed by the feed's discovery key. One [`WriteBatch`] is one redb write
+//! Feeds kept in redb: one database per node; each feed's entry rows and node pages in tables
+//! of its own, heads, contiguous lengths and fork proofs in shared tables keyed by the feed's
+//! discovery key. One [`WriteBatch`] is one redb write
 //! transaction, so a crash at any instant leaves each feed at its old head or its new one.
 
 use bytes::Bytes;
 use isocore_log::{FeedKey, ForkProof, Hash, SignedHead, Storage, StoreError, WriteBatch};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,7 +19,7 @@ fn entries_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
     TableDefinition::new(name)
 }
 
-fn nodes_table(name: &str) -> TableDefinition<'_, u64, &'static [u8; 32]> {
+fn nodes_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
     TableDefinition::new(name)
 }
 const HEADS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("heads");
@@ -68,14 +71,22 @@ impl Db {
             db: self.db.clone(),
             id,
             sync,
-            entries: format!("entries-{}", hex::encode(id)),
-            nodes: format!("nodes-{}", hex::encode(id)),
+            entries: format!("rows-{}", hex::encode(id)),
+            nodes: format!("pages-{}", hex::encode(id)),
+            contiguous: Cell::new(0),
+            committed: Cell::new(0),
+            pending: Pending::default(),
+            snapshot: RefCell::new(None),
+            row: RefCell::new(None),
         };
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
         tx.open_table(entries_table(&store.entries)).map_err(err)?;
         tx.open_table(nodes_table(&store.nodes)).map_err(err)?;
+        let contiguous = tx.open_table(CONTIGUOUS).map_err(err)?.get(&id).map_err(err)?.map_or(0, |v| v.value());
         tx.commit().map_err(err)?;
+        store.contiguous.set(contiguous);
+        store.committed.set(contiguous);
         Ok(store)
     }
 
@@ -122,17 +133,178 @@ fn corrupt(what: &'static str) -> StoreError {
 }
 
 /// One feed's view of the node database.
-#[derive(Clone)]
+///
+/// Entries are kept in *rows*: each write of consecutive new entries is one row keyed by its
+/// first index (`n: u32 LE`, then `n` end offsets as `u32 LE`, then the bytes), so a batch of
+/// a thousand small entries is one B-tree insert, and rows never overlap. Tree nodes are
+/// kept in *pages* of 64 by `index / 64` (a `u64 LE` bitmap of the nodes present, then their
+/// hashes in order). The contiguous length lives in memory as well as in its row; a read
+/// snapshot is reused until this store commits again.
+///
+/// A store that need not be durable at once (`sync = false`: replicated data) holds batches
+/// back and commits them together, every [`PENDING_BATCHES`] batches or [`PENDING_BYTES`]
+/// bytes, or on [`Storage::flush`]; it serves them from memory meanwhile. A crash loses what
+/// was held back, as it loses a non-durable commit; the feed is still at an old head or a
+/// newer one.
 pub struct RedbStore {
     db: Arc<Database>,
     id: [u8; 32],
     sync: bool,
     entries: String,
     nodes: String,
+    /// Entries held from the start, counting those held back.
+    contiguous: Cell<u64>,
+    /// The same, committed.
+    committed: Cell<u64>,
+    pending: Pending,
+    /// Reads since the last commit share one read transaction.
+    snapshot: RefCell<Option<Snapshot>>,
+    /// The row read last: rows never change once written.
+    row: RefCell<Option<Row>>,
+}
+
+/// Batches most held back before they are committed.
+pub const PENDING_BATCHES: usize = 256;
+/// Entry bytes most held back before they are committed.
+pub const PENDING_BYTES: usize = 1 << 20;
+
+/// Batches applied and not yet committed, merged.
+#[derive(Default)]
+struct Pending {
+    entries: BTreeMap<u64, Bytes>,
+    nodes: BTreeMap<u64, Hash>,
+    head: Option<SignedHead>,
+    fork: Option<ForkProof>,
+    batches: usize,
+    bytes: usize,
+}
+
+struct Snapshot {
+    entries: redb::ReadOnlyTable<u64, &'static [u8]>,
+    nodes: redb::ReadOnlyTable<u64, &'static [u8]>,
+    /// The page read last (pages change, so it goes with the snapshot).
+    page: Option<(u64, Page)>,
+}
+
+/// A row of entries: the first index and the encoded row.
+struct Row {
+    start: u64,
+    bytes: Bytes,
+}
+
+const PAGE_NODES: u64 = 64;
+
+impl Row {
+    fn len(&self) -> u64 {
+        u64::from(u32::from_le_bytes(self.bytes[..4].try_into().expect("4 bytes")))
+    }
+
+    /// Entry `index`, if this row holds it.
+    fn get(&self, index: u64) -> Option<Bytes> {
+        let k = index.checked_sub(self.start).filter(|k| *k < self.len())? as usize;
+        let n = self.len() as usize;
+        let end_at =
+            |j: usize| u32::from_le_bytes(self.bytes[4 + 4 * j..8 + 4 * j].try_into().expect("4 bytes")) as usize;
+        let base = 4 + 4 * n;
+        let from = if k == 0 { 0 } else { end_at(k - 1) };
+        Some(self.bytes.slice(base + from..base + end_at(k)))
+    }
+
+    fn encode(entries: &[&Bytes]) -> Vec<u8> {
+        let total: usize = entries.iter().map(|e| e.len()).sum();
+        let mut out = Vec::with_capacity(4 + 4 * entries.len() + total);
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        let mut end = 0u32;
+        for e in entries {
+            end += e.len() as u32;
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        for e in entries {
+            out.extend_from_slice(e);
+        }
+        out
+    }
+
+    fn check(start: u64, bytes: Bytes) -> Result<Row, StoreError> {
+        let n = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let ok = n.is_some_and(|n| {
+            n > 0 && bytes.len() >= 4 + 4 * n && {
+                let last = u32::from_le_bytes(bytes[4 * n..4 * n + 4].try_into().expect("4 bytes")) as usize;
+                bytes.len() == 4 + 4 * n + last
+            }
+        });
+        if ok { Ok(Row { start, bytes }) } else { Err(corrupt("entry row")) }
+    }
+}
+
+/// Up to 64 tree nodes, by `index % 64`.
+#[derive(Clone)]
+struct Page {
+    present: u64,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Page {
+    fn decode(bytes: &[u8]) -> Result<Page, StoreError> {
+        let present = u64::from_le_bytes(bytes.get(..8).ok_or(corrupt("node page"))?.try_into().expect("8 bytes"));
+        let rest = &bytes[8..];
+        if rest.len() != 32 * present.count_ones() as usize {
+            return Err(corrupt("node page"));
+        }
+        Ok(Page { present, hashes: rest.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect() })
+    }
+
+    fn get(&self, slot: u64) -> Option<Hash> {
+        (self.present & (1 << slot) != 0)
+            .then(|| Hash(self.hashes[(self.present & ((1 << slot) - 1)).count_ones() as usize]))
+    }
+
+    fn set(&mut self, slot: u64, hash: &Hash) {
+        if self.present & (1 << slot) == 0 {
+            let at = (self.present & ((1 << slot) - 1)).count_ones() as usize;
+            self.hashes.insert(at, hash.0);
+            self.present |= 1 << slot;
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 32 * self.hashes.len());
+        out.extend_from_slice(&self.present.to_le_bytes());
+        for h in &self.hashes {
+            out.extend_from_slice(h);
+        }
+        out
+    }
+}
+
+/// The row holding entry `index` in `table`, if any.
+fn row_at(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<Option<Row>, StoreError> {
+    let Some(found) = table.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
+    let (start, value) = found.map_err(err)?;
+    let row = Row::check(start.value(), Bytes::copy_from_slice(value.value()))?;
+    Ok((index < row.start + row.len()).then_some(row))
+}
+
+impl RedbStore {
+    fn with_snapshot<T>(&self, f: impl FnOnce(&mut Snapshot) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut slot = self.snapshot.borrow_mut();
+        if slot.is_none() {
+            let tx = self.db.begin_read().map_err(err)?;
+            *slot = Some(Snapshot {
+                entries: tx.open_table(entries_table(&self.entries)).map_err(err)?,
+                nodes: tx.open_table(nodes_table(&self.nodes)).map_err(err)?,
+                page: None,
+            });
+        }
+        f(slot.as_mut().expect("just set"))
+    }
 }
 
 impl Storage for RedbStore {
     fn head(&self) -> Result<Option<SignedHead>, StoreError> {
+        if self.pending.head.is_some() {
+            return Ok(self.pending.head);
+        }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(HEADS).map_err(err)?;
         match table.get(&self.id).map_err(err)? {
@@ -142,6 +314,9 @@ impl Storage for RedbStore {
     }
 
     fn fork_proof(&self) -> Result<Option<ForkProof>, StoreError> {
+        if self.pending.fork.is_some() {
+            return Ok(self.pending.fork.clone());
+        }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(FORKS).map_err(err)?;
         match table.get(&self.id).map_err(err)? {
@@ -151,44 +326,156 @@ impl Storage for RedbStore {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(entries_table(&self.entries)).map_err(err)?;
-        Ok(table.get(index).map_err(err)?.map(|v| Bytes::copy_from_slice(v.value())))
+        if let Some(e) = self.pending.entries.get(&index) {
+            return Ok(Some(e.clone()));
+        }
+        if let Some(e) = self.row.borrow().as_ref().and_then(|r| r.get(index)) {
+            return Ok(Some(e));
+        }
+        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, index))? else { return Ok(None) };
+        let entry = row.get(index);
+        *self.row.borrow_mut() = Some(row);
+        Ok(entry)
     }
 
     fn node(&self, index: u64) -> Result<Option<Hash>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(nodes_table(&self.nodes)).map_err(err)?;
-        Ok(table.get(index).map_err(err)?.map(|v| Hash(*v.value())))
+        if let Some(h) = self.pending.nodes.get(&index) {
+            return Ok(Some(*h));
+        }
+        let (page, slot) = (index / PAGE_NODES, index % PAGE_NODES);
+        self.with_snapshot(|s| {
+            if let Some((p, cached)) = &s.page
+                && *p == page
+            {
+                return Ok(cached.get(slot));
+            }
+            let Some(bytes) = s.nodes.get(page).map_err(err)? else { return Ok(None) };
+            let decoded = Page::decode(bytes.value())?;
+            let hash = decoded.get(slot);
+            s.page = Some((page, decoded));
+            Ok(hash)
+        })
     }
 
     fn contiguous(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(CONTIGUOUS).map_err(err)?;
-        Ok(table.get(&self.id).map_err(err)?.map_or(0, |v| v.value()))
+        Ok(self.contiguous.get())
     }
 
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        if self.sync {
+            // Durable before it returns; a durable store holds nothing back.
+            return self.commit(batch, Durability::Immediate);
+        }
+        let mut contiguous = self.contiguous.get();
+        for (index, entry) in batch.entries {
+            if index >= contiguous && !self.pending.entries.contains_key(&index) {
+                self.pending.bytes += entry.len();
+                self.pending.entries.insert(index, entry);
+            }
+        }
+        self.pending.nodes.extend(batch.nodes);
+        self.pending.head = batch.head.or(self.pending.head);
+        self.pending.fork = batch.fork.or(self.pending.fork.take());
+        self.pending.batches += 1;
+        loop {
+            if self.pending.entries.contains_key(&contiguous) {
+                contiguous += 1;
+            } else if let Some(row) = self.with_snapshot(|s| row_at(&s.entries, contiguous))? {
+                contiguous = row.start + row.len();
+            } else {
+                break;
+            }
+        }
+        self.contiguous.set(contiguous);
+        if self.pending.batches >= PENDING_BATCHES || self.pending.bytes >= PENDING_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.batches == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending).into_batch();
+        // The contiguous length already counts these entries; the commit counts them again.
+        let counted = self.contiguous.get();
+        let result = self.commit(batch, Durability::None);
+        debug_assert!(result.is_err() || self.contiguous.get() == counted);
+        result
+    }
+}
+
+impl Pending {
+    fn into_batch(self) -> WriteBatch {
+        WriteBatch {
+            entries: self.entries.into_iter().collect(),
+            nodes: self.nodes.into_iter().collect(),
+            head: self.head,
+            fork: self.fork,
+        }
+    }
+}
+
+impl RedbStore {
+    /// Writes `batch` in one transaction, then updates what this store keeps in memory.
+    fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().map_err(err)?;
-        let durability = if self.sync { Durability::Immediate } else { Durability::None };
         tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
+        // Rows are written from the committed prefix on: held-back entries are not in it.
+        let committed = self.committed.get();
+        let mut contiguous = committed;
         {
             let mut entries = tx.open_table(entries_table(&self.entries)).map_err(err)?;
-            for (index, entry) in &batch.entries {
-                entries.insert(*index, &entry[..]).map_err(err)?;
+            let mut fresh: Vec<&(u64, Bytes)> = batch.entries.iter().filter(|(i, _)| *i >= contiguous).collect();
+            fresh.sort_unstable_by_key(|(i, _)| *i);
+            fresh.dedup_by_key(|(i, _)| *i);
+            let appending = fresh.first().is_some_and(|(i, _)| *i == contiguous)
+                && fresh.windows(2).all(|w| w[1].0 == w[0].0 + 1)
+                && entries.range(contiguous..).map_err(err)?.next().is_none();
+            if !appending {
+                // Out of order (a sparse download): keep only entries not held yet.
+                let mut keep = Vec::with_capacity(fresh.len());
+                for e in fresh {
+                    if row_at(&entries, e.0)?.is_none() {
+                        keep.push(e);
+                    }
+                }
+                fresh = keep;
             }
-            let mut contiguous_table = tx.open_table(CONTIGUOUS).map_err(err)?;
-            let mut contiguous = contiguous_table.get(&self.id).map_err(err)?.map_or(0, |v| v.value());
-            let start = contiguous;
-            while entries.get(contiguous).map_err(err)?.is_some() {
-                contiguous += 1;
+            // One row per run of consecutive indices.
+            let mut at = 0;
+            while at < fresh.len() {
+                let mut end = at + 1;
+                while end < fresh.len() && fresh[end].0 == fresh[end - 1].0 + 1 {
+                    end += 1;
+                }
+                let run: Vec<&Bytes> = fresh[at..end].iter().map(|(_, e)| e).collect();
+                entries.insert(fresh[at].0, &Row::encode(&run)[..]).map_err(err)?;
+                at = end;
             }
-            if contiguous != start {
-                contiguous_table.insert(&self.id, contiguous).map_err(err)?;
+            // Advance over the rows that now follow on from the prefix.
+            while let Some(row) = row_at(&entries, contiguous)? {
+                contiguous = row.start + row.len();
+            }
+            if contiguous != committed {
+                tx.open_table(CONTIGUOUS).map_err(err)?.insert(&self.id, contiguous).map_err(err)?;
             }
             let mut nodes = tx.open_table(nodes_table(&self.nodes)).map_err(err)?;
-            for (index, hash) in &batch.nodes {
-                nodes.insert(*index, &hash.0).map_err(err)?;
+            let mut sorted: Vec<&(u64, Hash)> = batch.nodes.iter().collect();
+            sorted.sort_unstable_by_key(|(i, _)| *i);
+            let mut at = 0;
+            while at < sorted.len() {
+                let page = sorted[at].0 / PAGE_NODES;
+                let mut p = match nodes.get(page).map_err(err)? {
+                    Some(v) => Page::decode(v.value())?,
+                    None => Page { present: 0, hashes: Vec::new() },
+                };
+                while at < sorted.len() && sorted[at].0 / PAGE_NODES == page {
+                    p.set(sorted[at].0 % PAGE_NODES, &sorted[at].1);
+                    at += 1;
+                }
+                nodes.insert(page, &p.encode()[..]).map_err(err)?;
             }
             if let Some(head) = &batch.head {
                 let bytes = postcard::to_allocvec(head).expect("a Vec cannot fail");
@@ -199,6 +486,19 @@ impl Storage for RedbStore {
                 tx.open_table(FORKS).map_err(err)?.insert(&self.id, &bytes[..]).map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        // Only now, so that a failed commit leaves this store as it was.
+        self.contiguous.set(contiguous);
+        self.committed.set(contiguous);
+        *self.snapshot.borrow_mut() = None;
+        Ok(())
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(%e, "writing held-back entries failed");
+        }
     }
 }

@@ -30,3 +30,61 @@ fn redb_feed_serves_what_a_memory_feed_serves() {
     assert_eq!(reopened.head(), in_memory.head());
     assert_eq!(reopened.contiguous_len(), 3000);
 }
+
+mod model {
+    use bytes::Bytes;
+    use isocore_log::{Hash, MemoryStore, Storage, WriteBatch};
+    use isocore_node::store::Db;
+    use proptest::prelude::*;
+
+    /// A batch of entries (a run, scattered indices, or repeats of held ones) and nodes.
+    fn batch() -> impl Strategy<Value = WriteBatch> {
+        let run = (0u64..40, 1usize..30).prop_map(|(start, n)| (start..start + n as u64).collect::<Vec<_>>());
+        let scattered = proptest::collection::vec(0u64..80, 0..12);
+        let nodes = proptest::collection::vec(0u64..300, 0..40);
+        (prop_oneof![run, scattered], nodes).prop_map(|(indices, nodes)| WriteBatch {
+            // Entries are immutable: index i always holds the same bytes, of a length from 0 up.
+            entries: indices.iter().map(|&i| (i, Bytes::from(vec![i as u8; (i % 7) as usize]))).collect(),
+            nodes: nodes.iter().map(|&i| (i, Hash([i as u8 ^ 0x5a; 32]))).collect(),
+            head: None,
+            fork: None,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn redb_rows_and_pages_hold_what_a_memory_store_holds(batches in proptest::collection::vec(batch(), 1..12), sync in any::<bool>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.redb");
+            let key = isocore_log::FeedKey::standalone(ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key());
+            let mut model = MemoryStore::new();
+            {
+                let db = Db::open(&path).unwrap();
+                let mut store = db.feed(&key, sync).unwrap();
+                for b in &batches {
+                    store.apply(b.clone()).unwrap();
+                    model.apply(b.clone()).unwrap();
+                    prop_assert_eq!(store.contiguous().unwrap(), model.contiguous().unwrap());
+                    // Reads between writes, through the cached snapshot and row.
+                    for i in 0..90 {
+                        prop_assert_eq!(store.entry(i).unwrap(), model.entry(i).unwrap(), "entry {}", i);
+                    }
+                }
+                store.flush().unwrap();
+                db.sync().unwrap();
+            }
+            // And the same after reopening.
+            let db = Db::open(&path).unwrap();
+            let store = db.feed(&key, false).unwrap();
+            prop_assert_eq!(store.contiguous().unwrap(), model.contiguous().unwrap());
+            for i in 0..90 {
+                prop_assert_eq!(store.entry(i).unwrap(), model.entry(i).unwrap(), "entry {} after reopening", i);
+            }
+            for i in 0..320 {
+                prop_assert_eq!(store.node(i).unwrap(), model.node(i).unwrap(), "node {}", i);
+            }
+        }
+    }
+}
