@@ -331,9 +331,6 @@ impl Node {
                                 // Let the writer send our Close before the socket goes.
                                 futures_lite::future::pending::<()>().await;
                             }
-                            // A socket with data never makes a read wait: step aside so the
-                            // writer sends credit and requests while more data arrives.
-                            futures_lite::future::yield_now().await;
                         }
                     }
                 }

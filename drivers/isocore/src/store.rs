@@ -277,6 +277,20 @@ impl Page {
     }
 }
 
+/// The first and one-past-last index of the row holding entry `index`, read in place.
+fn row_span(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<Option<(u64, u64)>, StoreError> {
+    let Some(found) = table.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
+    let (start, value) = found.map_err(err)?;
+    let bytes = value.value();
+    let n = bytes.get(..4).ok_or(corrupt("entry row"))?;
+    let end = start.value() + u64::from(u32::from_le_bytes(n.try_into().expect("4 bytes")));
+    Ok((index < end).then_some((start.value(), end)))
+}
+
+/// Entry bytes in one row at most (a larger entry has a row of its own): a row read to serve
+/// one entry costs at most this much copying.
+const ROW_BYTES: usize = 64 << 10;
+
 /// The row holding entry `index` in `table`, if any.
 fn row_at(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<Option<Row>, StoreError> {
     let Some(found) = table.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
@@ -366,6 +380,11 @@ impl Storage for RedbStore {
             // Durable before it returns; a durable store holds nothing back.
             return self.commit(batch, Durability::Immediate);
         }
+        if batch.entries.len() >= 64 {
+            // Large enough to be its own commit: holding it back would only copy it again.
+            self.flush()?;
+            return self.commit(batch, Durability::None);
+        }
         let mut contiguous = self.contiguous.get();
         for (index, entry) in batch.entries {
             if index >= contiguous && !self.pending.entries.contains_key(&index) {
@@ -380,8 +399,8 @@ impl Storage for RedbStore {
         loop {
             if self.pending.entries.contains_key(&contiguous) {
                 contiguous += 1;
-            } else if let Some(row) = self.with_snapshot(|s| row_at(&s.entries, contiguous))? {
-                contiguous = row.start + row.len();
+            } else if let Some((_, end)) = self.with_snapshot(|s| row_span(&s.entries, contiguous))? {
+                contiguous = end;
             } else {
                 break;
             }
@@ -437,17 +456,19 @@ impl RedbStore {
                 // Out of order (a sparse download): keep only entries not held yet.
                 let mut keep = Vec::with_capacity(fresh.len());
                 for e in fresh {
-                    if row_at(&entries, e.0)?.is_none() {
+                    if row_span(&entries, e.0)?.is_none() {
                         keep.push(e);
                     }
                 }
                 fresh = keep;
             }
-            // One row per run of consecutive indices.
+            // One row per run of consecutive indices, of at most ROW_BYTES (or one entry).
             let mut at = 0;
             while at < fresh.len() {
                 let mut end = at + 1;
-                while end < fresh.len() && fresh[end].0 == fresh[end - 1].0 + 1 {
+                let mut bytes = fresh[at].1.len();
+                while end < fresh.len() && fresh[end].0 == fresh[end - 1].0 + 1 && bytes + fresh[end].1.len() <= ROW_BYTES {
+                    bytes += fresh[end].1.len();
                     end += 1;
                 }
                 let run: Vec<&Bytes> = fresh[at..end].iter().map(|(_, e)| e).collect();
@@ -455,8 +476,8 @@ impl RedbStore {
                 at = end;
             }
             // Advance over the rows that now follow on from the prefix.
-            while let Some(row) = row_at(&entries, contiguous)? {
-                contiguous = row.start + row.len();
+            while let Some((_, end)) = row_span(&entries, contiguous)? {
+                contiguous = end;
             }
             if contiguous != committed {
                 tx.open_table(CONTIGUOUS).map_err(err)?.insert(&self.id, contiguous).map_err(err)?;
