@@ -41,7 +41,15 @@ impl NodeConfig {
             listen: None,
             connect: Vec::new(),
             max_connections: 256,
-            endpoint: EndpointConfig::default(),
+            // Bulk transfers between nodes on one machine or a LAN: data messages of a
+            // quarter MiB and windows of several, so neither side waits on the other.
+            endpoint: {
+                let mut e = EndpointConfig::default();
+                e.replication.data_budget = 256 << 10;
+                e.connection.stream_window = 4 << 20;
+                e.connection.connection_window = 8 << 20;
+                e
+            },
         }
     }
 }

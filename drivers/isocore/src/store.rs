@@ -467,7 +467,10 @@ impl RedbStore {
             while at < fresh.len() {
                 let mut end = at + 1;
                 let mut bytes = fresh[at].1.len();
-                while end < fresh.len() && fresh[end].0 == fresh[end - 1].0 + 1 && bytes + fresh[end].1.len() <= ROW_BYTES {
+                while end < fresh.len()
+                    && fresh[end].0 == fresh[end - 1].0 + 1
+                    && bytes + fresh[end].1.len() <= ROW_BYTES
+                {
                     bytes += fresh[end].1.len();
                     end += 1;
                 }
