@@ -67,6 +67,9 @@ def main():
          theirs["replicate_large"]["mb_per_s"], True),
         ("live append -> reader p50 (us)", ours["live_call_to_reader_p50_us"], live["p50_us"], False),
         ("live append -> reader p99 (us)", ours["live_call_to_reader_p99_us"], live["p99_us"], False),
+        # Hypercore does not wait for the disk before it publishes; these start after our fsync.
+        ("live, written -> reader p50 (us)", ours["live_commit_to_reader_p50_us"], live["p50_us"], False),
+        ("live, written -> reader p99 (us)", ours["live_commit_to_reader_p99_us"], live["p99_us"], False),
         ("peak RSS, whole process (MB)", ours["peak_rss_mb"], theirs["peak_rss_mb"], False),
         ("disk, 100k x 64 B writer (bytes)", ours["disk_bytes_small_writer"],
          theirs["replicate_small"].get("writer_disk_bytes_after_close", 0), False),
