@@ -51,6 +51,8 @@ pub enum Role {
     /// Keeps as many unsolicited calls outstanding at its peers as they allow, and never pays
     /// for admission.
     Flooder,
+    /// Follows the feed and announces what it holds, but serves none of it.
+    Withholder,
 }
 
 /// Every parameter of a run, drawn from its seed.
@@ -86,6 +88,13 @@ pub struct Params {
     pub forker: bool,
     /// A node flooding its peers with calls it does not pay for.
     pub flooder: bool,
+    /// A relay that announces entries and never serves them.
+    pub withholder: bool,
+    /// Chance per delivery (per mille) that it is lost, duplicated or overtaken by the next:
+    /// damage under the session, which its authentication turns into a closed connection.
+    pub damage_per_mille: u64,
+    /// Chance per fault tick (per mille) of cutting one direction of a random link.
+    pub one_way_per_mille: u64,
     /// Length of the safety phase, ms of virtual time.
     pub safety_ms: u64,
     /// Bound on convergence after healing, ms of virtual time.
@@ -118,6 +127,9 @@ impl Params {
             safety_ms: rng.range(5_000, 20_000),
             liveness_bound_ms: 30_000,
             flooder: rng.chance(400),
+            withholder: rng.chance(300),
+            damage_per_mille: if rng.chance(300) { rng.range(1, 5) } else { 0 },
+            one_way_per_mille: rng.range(0, 100),
         }
     }
 }
@@ -127,7 +139,8 @@ impl fmt::Display for Params {
         write!(
             f,
             "SEED={} followers={} extra_links={} latency_ms={}..{} jitter_ms={} partition={}‰ crash={}‰ clog={}‰ \
-             skew_ms={} drift_ppm={} appends={} tamperer={} garbage={} forker={} flooder={} safety_ms={} liveness_bound_ms={}",
+             skew_ms={} drift_ppm={} appends={} tamperer={} garbage={} forker={} flooder={} withholder={} \
+             damage={}‰ one_way={}‰ safety_ms={} liveness_bound_ms={}",
             self.seed,
             self.followers,
             self.extra_links,
@@ -144,6 +157,9 @@ impl fmt::Display for Params {
             self.garbage,
             self.forker,
             self.flooder,
+            self.withholder,
+            self.damage_per_mille,
+            self.one_way_per_mille,
             self.safety_ms,
             self.liveness_bound_ms
         )
@@ -190,15 +206,18 @@ pub struct Report {
     pub probes: (u64, u64),
     /// Calls the flooder made, and how many of them were served.
     pub flood: (u64, u64),
+    /// Deliveries lost, duplicated or reordered under the session.
+    pub damaged: u64,
 }
 
 /// A node's committed data: it survives the node's crashes.
 type Shared = Rc<RefCell<MemoryStore>>;
 
-/// A store that may alter what it serves, never what it holds.
+/// A store that may alter or withhold what it serves, never what it holds.
 struct SimStore {
     inner: Shared,
     tamper: bool,
+    withhold: bool,
 }
 
 impl Storage for SimStore {
@@ -209,6 +228,9 @@ impl Storage for SimStore {
         self.inner.borrow().fork_proof()
     }
     fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
+        if self.withhold {
+            return Ok(None);
+        }
         let entry = self.inner.borrow().entry(index)?;
         Ok(match entry {
             Some(e) if self.tamper => {
@@ -251,6 +273,8 @@ struct Link {
     handles: Option<(ConnectionHandle, ConnectionHandle)>,
     down_until: u64,
     clogged_until: u64,
+    /// One direction cut until then (index 0: a to b).
+    one_way_until: [u64; 2],
     /// Last scheduled delivery per direction, to keep each direction in order.
     last: [u64; 2],
 }
@@ -295,6 +319,7 @@ pub struct Sim {
     probing: bool,
     flood_sent: u64,
     flood_served: u64,
+    damaged: u64,
 }
 
 impl Sim {
@@ -317,6 +342,9 @@ impl Sim {
         }
         if params.flooder {
             roles.push(Role::Flooder);
+        }
+        if params.withholder {
+            roles.push(Role::Withholder);
         }
         let nodes: Vec<Node> = roles
             .iter()
@@ -354,6 +382,7 @@ impl Sim {
             probing: true,
             flood_sent: 0,
             flood_served: 0,
+            damaged: 0,
             params,
         };
         // A spanning tree over the writer and the honest followers (so every honest node has
@@ -390,7 +419,16 @@ impl Sim {
     fn add_link(&mut self, a: usize, b: usize) {
         let (lo, hi) = self.params.latency_ms;
         let latency = self.rng.range(lo, hi) * MS;
-        self.links.push(Link { a, b, latency, handles: None, down_until: 0, clogged_until: 0, last: [0; 2] });
+        self.links.push(Link {
+            a,
+            b,
+            latency,
+            handles: None,
+            down_until: 0,
+            clogged_until: 0,
+            one_way_until: [0; 2],
+            last: [0; 2],
+        });
         self.generations.push(0);
     }
 
@@ -412,7 +450,11 @@ impl Sim {
         }
         let mut endpoint = Endpoint::new(self.nodes[i].identity.clone(), config, secret);
         if !matches!(role, Role::Garbage | Role::Flooder) {
-            let store = SimStore { inner: self.nodes[i].store.clone(), tamper: role == Role::Tamperer };
+            let store = SimStore {
+                inner: self.nodes[i].store.clone(),
+                tamper: role == Role::Tamperer,
+                withhold: role == Role::Withholder,
+            };
             let feed = Feed::open(self.key, store).expect("a committed store opens");
             let config = match role {
                 Role::Writer | Role::Forker => Config { download: Download::None, live: false, ..Config::default() },
@@ -480,9 +522,22 @@ impl Sim {
                 let jitter = self.rng.below(self.params.jitter_ms * MS + 1);
                 let clog = if link.clogged_until > self.now { 200 * MS } else { 0 };
                 let dir = usize::from(!to_b);
-                let at = (self.now + link.latency + jitter + clog).max(link.last[dir] + 1);
-                self.links[l].last[dir] = at;
+                if link.one_way_until[dir] > self.now {
+                    continue;
+                }
+                let mut at = (self.now + link.latency + jitter + clog).max(link.last[dir] + 1);
                 let generation = self.generations[l];
+                let damage = if self.healed { 0 } else { self.params.damage_per_mille };
+                if self.rng.chance(damage) {
+                    self.damaged += 1;
+                    match self.rng.below(3) {
+                        0 => continue,
+                        1 => self.schedule(at, Ev::Deliver { link: l, to_b, bytes: buf.clone(), generation }),
+                        // Overtaken: it arrives before what was sent ahead of it.
+                        _ => at = self.now + link.latency.min(at - self.now) / 2 + 1,
+                    }
+                }
+                self.links[l].last[dir] = self.links[l].last[dir].max(at);
                 self.schedule(at, Ev::Deliver { link: l, to_b, bytes: buf, generation });
             }
         }
@@ -725,6 +780,11 @@ impl Sim {
             self.disconnect(l);
             self.links[l].down_until = self.now + self.rng.range(100, 3000) * MS;
         }
+        if self.rng.chance(p.one_way_per_mille) && !self.links.is_empty() {
+            let l = self.rng.below(self.links.len() as u64) as usize;
+            let dir = self.rng.below(2) as usize;
+            self.links[l].one_way_until[dir] = self.now + self.rng.range(100, 3000) * MS;
+        }
         if self.rng.chance(p.clog_per_mille) && !self.links.is_empty() {
             let l = self.rng.below(self.links.len() as u64) as usize;
             self.links[l].clogged_until = self.now + self.rng.range(100, 2000) * MS;
@@ -757,6 +817,7 @@ impl Sim {
         for l in 0..self.links.len() {
             self.links[l].clogged_until = 0;
             self.links[l].down_until = 0;
+            self.links[l].one_way_until = [0; 2];
             if self.links[l].handles.is_none() {
                 self.connect(l);
             }
@@ -944,6 +1005,7 @@ impl Sim {
             fork_detected: self.params.forker,
             probes: (self.probes_sent, self.probes_answered),
             flood: (self.flood_sent, self.flood_served),
+            damaged: self.damaged,
             params: p,
         })
     }

@@ -17,16 +17,20 @@ fn fixed_seeds_hold_every_invariant() {
     let mut forks = 0;
     let mut faults = 0;
     let mut floods = 0;
+    let (mut withholders, mut damaged) = (0, 0);
     for seed in 1..=24u64 {
         let params = Params::from_seed(seed);
         println!("{params}");
         forks += params.forker as u32;
         faults += (params.tamperer || params.garbage) as u32;
         let flooded = params.flooder;
+        withholders += params.withholder as u32;
         let report = Sim::new(params).run().unwrap_or_else(|v| panic!("{v}"));
         assert!(report.converged_at_ms <= report.liveness_bound_ms);
         assert!(report.length > 0);
         assert!(report.probes.0 > 0 && report.probes.1 * 10 >= report.probes.0 * 9, "{:?}", report.probes);
+        // Lost, duplicated or reordered frames end the session; the nodes dial again.
+        damaged += u32::from(report.damaged > 0);
         if flooded {
             // Admission turned part of the unpaid flood away while honest calls were answered.
             let (made, served) = report.flood;
@@ -36,6 +40,7 @@ fn fixed_seeds_hold_every_invariant() {
     }
     // The seed set covers the misbehaving nodes, not only the happy path.
     assert!(forks > 0 && faults > 0 && floods > 0, "forks {forks}, tamperers or garbage {faults}, floods {floods}");
+    assert!(withholders > 0 && damaged > 0, "withholders {withholders}, damaged links {damaged}");
 }
 
 #[test]
