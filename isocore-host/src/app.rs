@@ -364,6 +364,7 @@ pub fn install<S: Storage>(
     }
     let granted = [kept, approved].concat();
     app.set_grants(granted.clone());
+    app.set_exports(release.exports.clone());
     Ok(Installed { at, release, granted, app })
 }
 

@@ -35,6 +35,7 @@ mod bindings {
         world: "actor",
         imports: {
             "isocore:process/process.receive": async | trappable,
+            "isocore:service/service.call": async | trappable,
             default: trappable,
         },
         exports: { default: async },
@@ -59,7 +60,7 @@ pub use config::{DensityError, NodeConfig, check_density};
 pub use mailbox::SendError;
 pub use node::{ALLOWED_IMPORTS, App, Inbox, Monitor, Node, ProcState, ProcessRef, Received};
 pub use process::{ExitReason, Limits, Pid};
-pub use service::{CALL_TAG, Call, CallError};
+pub use service::{CALL_TAG, Call, CallError, OutgoingCall, Remote, RemoteAnswer, RemoteFailure};
 pub use supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 
 /// Where this build put the guest components of `guests/` (for tests and examples of

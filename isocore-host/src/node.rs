@@ -10,6 +10,7 @@ use crate::channel::Channels;
 use crate::config::{NodeConfig, check_density};
 use crate::mailbox::{Item, Mailbox, SendError};
 use crate::process::{ExitReason, Limits, Pid};
+use crate::service::Remote;
 use crate::{HostError, bindings};
 use futures_lite::FutureExt;
 use std::collections::{HashMap, HashSet};
@@ -31,6 +32,7 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "isocore:process/clock@0.1.0",
     "isocore:process/random@0.1.0",
     "isocore:channel/channel@0.1.0",
+    "isocore:service/service@0.1.0",
 ];
 
 /// A handle to a process, as a guest holds it.
@@ -94,6 +96,10 @@ struct AppInner {
     budget: AppBudget,
     /// What the user granted the app at install.
     grants: Mutex<Arc<[Request]>>,
+    /// Interfaces its release declares it exports.
+    exports: Mutex<Arc<[String]>>,
+    /// Invoke capabilities other nodes issued to this one for the app's calls.
+    capabilities: Mutex<Arc<[Vec<u8>]>>,
 }
 
 /// A loaded component: validated, compiled, its imports checked, ready to spawn.
@@ -121,6 +127,26 @@ impl App {
     /// Records what the user granted; processes see it at their next `open`.
     pub fn set_grants(&self, grants: Vec<Request>) {
         *self.inner.grants.lock().expect("grants") = grants.into();
+    }
+
+    /// The interfaces the app's processes may export (its release's list).
+    pub fn exports(&self) -> Arc<[String]> {
+        self.inner.exports.lock().expect("exports").clone()
+    }
+
+    /// Records the interfaces the app's release declares.
+    pub fn set_exports(&self, exports: Vec<String>) {
+        *self.inner.exports.lock().expect("exports") = exports.into();
+    }
+
+    /// The Invoke capabilities the app's calls may present.
+    pub fn capabilities(&self) -> Arc<[Vec<u8>]> {
+        self.inner.capabilities.lock().expect("capabilities").clone()
+    }
+
+    /// Records the Invoke capabilities other nodes issued to this one for the app.
+    pub fn set_capabilities(&self, chains: Vec<Vec<u8>>) {
+        *self.inner.capabilities.lock().expect("capabilities") = chains.into();
     }
 
     /// Bytes of linear memory this app's processes hold now.
@@ -196,6 +222,7 @@ struct Shared {
     exports: Mutex<HashMap<[u8; 32], (App, Pid)>>,
     cache: Option<PathBuf>,
     channels: OnceLock<Arc<dyn Channels>>,
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 /// A running node. Dropping it stops every process.
@@ -346,6 +373,7 @@ impl Node {
             exports: Mutex::new(HashMap::new()),
             cache,
             channels: OnceLock::new(),
+            remote: OnceLock::new(),
         });
         let mut threads = Vec::new();
         for i in 0..config.threads.max(1) {
@@ -410,6 +438,8 @@ impl Node {
                 imports,
                 budget: AppBudget { used: AtomicUsize::new(0), max },
                 grants: Mutex::new(Arc::from(Vec::new())),
+                exports: Mutex::new(Arc::from(Vec::new())),
+                capabilities: Mutex::new(Arc::from(Vec::new())),
             }),
         })
     }
@@ -450,6 +480,11 @@ impl Node {
     /// Gives processes the feeds behind `channels` (once; later calls are refused).
     pub fn set_channels(&self, channels: Arc<dyn Channels>) -> Result<(), HostError> {
         self.shared.channels.set(channels).map_err(|_| HostError::Limit("channels are already set"))
+    }
+
+    /// Lets processes call other nodes through `remote` (once; later calls are refused).
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) -> Result<(), HostError> {
+        self.shared.remote.set(remote).map_err(|_| HostError::Limit("the remote is already set"))
     }
 
     /// Spawns a process of `app` with the node's default limits.
@@ -817,6 +852,19 @@ impl ProcState {
 
     pub(crate) fn mailbox_handle(&self) -> Arc<Mailbox> {
         self.mailbox.clone()
+    }
+
+    pub(crate) fn app(&self) -> App {
+        self.app.clone()
+    }
+
+    pub(crate) fn remote(&self) -> Option<Arc<dyn Remote>> {
+        self.node.remote.get().cloned()
+    }
+
+    /// Routes calls of `interface` to this process.
+    pub(crate) fn export_here(&self, interface: [u8; 32]) {
+        self.node.exports.lock().expect("exports").insert(interface, (self.app.clone(), self.pid));
     }
 
     fn signal_of(&mut self, item: Item) -> wit::Signal {

@@ -145,3 +145,95 @@ proptest! {
         prop_assert_eq!(parse_method(&m.to_string()), Ok(m));
     }
 }
+
+/// Carries calls from one host to another in the same process, through the receiving node's
+/// gate, as a session would (with a fixed handshake hash).
+struct Loopback {
+    to: std::sync::Arc<Node>,
+    to_key: [u8; 32],
+    from: SigningKey,
+    gate: std::sync::Mutex<CallGate>,
+}
+
+impl Remote for Loopback {
+    fn call(&self, node: [u8; 32], call: OutgoingCall) -> RemoteAnswer {
+        let hh = [1; 32];
+        let head = *UnverifiedChain::decode(&call.chain).unwrap().link_ids().last().unwrap();
+        let proof = prove_possession(&self.from, &hh, &head);
+        let payload = RemoteCall { chain: &call.chain, proof, fuel: call.fuel, args: &call.args }.encode();
+        let peer = self.from.verifying_key().to_bytes();
+        let admitted = self
+            .gate
+            .lock()
+            .unwrap()
+            .admit(1, &hh, &peer, &call.method.to_string(), &payload, NOW)
+            .map(|(cap, method, c)| (cap, method, c.args.to_vec(), c.fuel));
+        let (to, to_key, interface) = (self.to.clone(), self.to_key, call.interface);
+        Box::pin(async move {
+            if node != to_key {
+                return Err(RemoteFailure::Unreachable);
+            }
+            let (cap, method, args, fuel) =
+                admitted.map_err(|e| RemoteFailure::Refused(e.failure().0, e.to_string()))?;
+            let call = Call { interface: &interface, method, args: &args, fuel };
+            to.invoke_async(&to_key, &cap, &call, WAIT).await.map_err(|e| RemoteFailure::Refused(0, e.to_string()))
+        })
+    }
+}
+
+#[test]
+fn a_process_calls_an_interface_another_node_exports_with_the_capability_it_was_given() {
+    use isocore_host::app::Request;
+    use isocore_host::channel::{Channels, LocalChannels};
+    // The room's node: the chat app exports its interface itself.
+    let b = std::sync::Arc::new(node());
+    let b_key = SigningKey::from_bytes(&[21; 32]);
+    let channels = std::sync::Arc::new(LocalChannels::new());
+    b.set_channels(channels.clone()).unwrap();
+    let room = channels.create(SigningKey::from_bytes(&[22; 32]));
+    let chat = load(&b, "chat");
+    chat.set_grants(vec![Request::Channel {
+        channel: *room.channel(),
+        mode: 2,
+        path: "/".into(),
+        reason: String::new(),
+    }]);
+    chat.set_exports(vec!["isocore:chat/room@0.1.0".into()]);
+    b.spawn(&chat, room.channel()).unwrap();
+    // The caller's node, with a capability the room's node issued to it.
+    let a = node();
+    let a_key = SigningKey::from_bytes(&[23; 32]);
+    let bk = b_key.verifying_key().to_bytes();
+    a.set_remote(std::sync::Arc::new(Loopback {
+        to: b.clone(),
+        to_key: bk,
+        from: a_key.clone(),
+        gate: std::sync::Mutex::new(CallGate::new()),
+    }))
+    .unwrap();
+    let caller = load(&a, "caller");
+    let room_iface = "isocore:chat/room@0.1.0";
+    let chain = Grant::to(a_key.verifying_key().to_bytes())
+        .component(*chat.digest())
+        .interface(interface_id(room_iface))
+        .methods(0b1)
+        .issue(Root::Node(bk), &b_key)
+        .unwrap();
+    let post = |caller: &App, text: &[u8]| {
+        let pid = a.spawn(caller, &bk).unwrap();
+        let inbox = a.inbox(4);
+        a.send(pid, 1, text, Some(inbox.pid())).unwrap();
+        inbox.recv(WAIT).unwrap().body
+    };
+    // Without the user's grant to call that interface there, nothing leaves the node.
+    caller.set_capabilities(vec![chain.clone()]);
+    assert_eq!(post(&caller, b"too early"), vec![0], "denied");
+    caller.set_grants(vec![Request::Invoke { node: bk, interface: room_iface.into(), reason: String::new() }]);
+    // Granted, but holding no capability from that node: still denied.
+    caller.set_capabilities(vec![]);
+    assert_eq!(post(&caller, b"no capability"), vec![0], "denied");
+    caller.set_capabilities(vec![chain]);
+    assert_eq!(u64_of(&post(&caller, b"hello across nodes")), 1);
+    assert_eq!(channels.read(&room, 0).unwrap(), b"hello across nodes");
+    assert_eq!(channels.len(&room).unwrap(), 1);
+}

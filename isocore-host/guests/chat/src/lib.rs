@@ -54,6 +54,10 @@ impl Guest for Chat {
     fn init(args: Vec<u8>) -> Result<(), String> {
         let feed = open(&args).map_err(|e| alloc::format!("cannot open the room: {e:?}"))?;
         feed.subscribe(GREW).map_err(|e| alloc::format!("cannot follow the room: {e:?}"))?;
+        // Calls of the room's interface come here (if the release declares it).
+        if isocore_guest::service::export("isocore:chat/room@0.1.0").is_err() {
+            log(Level::Info, "the release does not export the room; local use only");
+        }
         *ROOM.0.borrow_mut() = Some(feed);
         Ok(())
     }

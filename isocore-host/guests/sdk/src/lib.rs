@@ -21,6 +21,7 @@ pub mod bindings {
 
 pub use bindings::isocore::channel::channel;
 pub use bindings::isocore::process::{clock, log, process, random};
+pub use bindings::isocore::service::service;
 pub use bindings::{Guest, export};
 
 #[global_allocator]
