@@ -57,8 +57,17 @@ pub fn parse_request(text: &str) -> Result<Request> {
             }
             Ok(Request::Channel { channel: key(channel)?, mode, path: path.to_string(), reason: rest.join(":") })
         }
-        ["invoke", node, interface, rest @ ..] => {
-            Ok(Request::Invoke { node: key(node)?, interface: interface.to_string(), reason: rest.join(":") })
+        ["invoke", node, ..] => {
+            // The interface's own name has colons (`isocore:chat/room@0.1.0`): it runs to the
+            // first colon after its version.
+            let rest = text.splitn(3, ':').nth(2).unwrap_or_default();
+            let version = rest.find('@').unwrap_or(0);
+            let end = rest[version..].find(':').map_or(rest.len(), |i| version + i);
+            let (interface, reason) = (&rest[..end], rest[end..].strip_prefix(':').unwrap_or_default());
+            if interface.is_empty() {
+                return Err(format!("request `{text}` names no interface").into());
+            }
+            Ok(Request::Invoke { node: key(node)?, interface: interface.to_string(), reason: reason.to_string() })
         }
         _ => Err(format!(
             "cannot read request `{text}`: channel:HEX:MODE:/path[:reason] or invoke:NODE:INTERFACE[:reason]"
@@ -133,6 +142,8 @@ struct Record {
     at: u64,
     version: (u32, u32, u32),
     granted: Vec<Request>,
+    /// Invoke capabilities other nodes issued to this one for the app's calls.
+    caps: Vec<Vec<u8>>,
 }
 
 fn read_record(data: &Path, key: &FeedKey) -> Result<Option<Record>> {
@@ -185,10 +196,9 @@ pub fn install(data: &Path, key: &FeedKey, at: Option<u64>, yes: bool) -> Result
         at: installed.at,
         version: installed.release.version,
         granted: installed.granted.clone(),
+        caps: previous.map(|r| r.caps).unwrap_or_default(),
     };
-    let path = record_path(data, key);
-    std::fs::create_dir_all(path.parent().expect("apps dir"))?;
-    std::fs::write(&path, postcard::to_allocvec(&record)?)?;
+    write_record(data, key, &record)?;
     let (a, b, c) = installed.release.version;
     println!(
         "installed {a}.{b}.{c} (release {}) with {} of {} requests granted",
@@ -265,6 +275,8 @@ pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32, network: Net
         let feed = Feed::open(*key, db.feed(key, false)?)?;
         let (at, release, loaded) = app::check_release(&host, &feed, Pin::At(record.at))?;
         loaded.set_grants(record.granted.clone());
+        loaded.set_exports(release.exports.clone());
+        loaded.set_capabilities(record.caps.clone());
         app::Installed { at, release, granted: record.granted, app: loaded }
     };
     let mut config = crate::node::NodeConfig::new(data);
@@ -273,6 +285,7 @@ pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32, network: Net
     let net = crate::thread::NodeThread::spawn(config, Vec::new())?;
     let host = std::sync::Arc::new(host);
     host.set_channels(std::sync::Arc::new(crate::services::NodeFeeds(net.handle())))?;
+    host.set_remote(std::sync::Arc::new(crate::services::NodeRemote(net.handle())))?;
     let mut running = app::Running::new(installed);
     let mut monitors = Vec::new();
     for _ in 0..processes {
@@ -297,6 +310,28 @@ pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32, network: Net
         eprintln!("process {pid} exited: {reason}");
     }
     let _ = std::fs::remove_file(&pidfile);
+    Ok(())
+}
+
+/// Gives an installed app a capability another node issued to this one, for its calls there.
+pub fn add_capability(data: &Path, key: &FeedKey, chain: Vec<u8>) -> Result<()> {
+    let mut record = read_record(data, key)?.ok_or("not installed: isocore app install KEY")?;
+    let decoded = isocore_cap::UnverifiedChain::decode(&chain).map_err(|e| format!("not a capability: {e:?}"))?;
+    let isocore_cap::Root::Node(node) = *decoded.root() else {
+        return Err("not a capability for calls: it is not rooted at a node".into());
+    };
+    if !record.caps.contains(&chain) {
+        record.caps.push(chain);
+    }
+    write_record(data, key, &record)?;
+    println!("the app holds {} capabilities; this one is for calls to {}", record.caps.len(), hex::encode(node));
+    Ok(())
+}
+
+fn write_record(data: &Path, key: &FeedKey, record: &Record) -> Result<()> {
+    let path = record_path(data, key);
+    std::fs::create_dir_all(path.parent().expect("apps dir"))?;
+    std::fs::write(&path, postcard::to_allocvec(record)?)?;
     Ok(())
 }
 

@@ -170,6 +170,14 @@ enum AppCommand {
         #[arg(long)]
         connect: Vec<SocketAddr>,
     },
+    /// Give an installed app a capability another node issued to this one (`app grant` there),
+    /// for the app's calls to it.
+    Cap {
+        /// The app's feed key.
+        feed: String,
+        /// The capability, in hex.
+        cap: String,
+    },
     /// Issue a capability to call an installed app's exported interface on this node;
     /// prints it in hex, for the caller's `isocore call --cap`.
     Grant {
@@ -262,6 +270,10 @@ fn run(command: Command, data: PathBuf) -> Result<()> {
                         None => init.into_bytes(),
                     };
                     apps::run(&data, &feed_key(&feed)?, &init, processes, apps::Network { listen, connect })
+                }
+                AppCommand::Cap { feed, cap } => {
+                    let chain = hex::decode(cap.trim()).map_err(|_| "the capability is not hex")?;
+                    apps::add_capability(&data, &feed_key(&feed)?, chain)
                 }
                 AppCommand::Grant { feed, to, interface, methods, fuel, days } => {
                     let to = hex::decode(to.trim())

@@ -233,6 +233,12 @@ impl Node {
         self.endpoint.borrow().feed(key).map(f)
     }
 
+    /// Open connections, and who is on the other end of each (once the handshake is done).
+    pub fn connections(&self) -> Vec<(ConnectionHandle, Option<isocore_proto::PeerId>)> {
+        let endpoint = self.endpoint.borrow();
+        endpoint.connections().filter(|(h, _)| endpoint.is_open(*h)).collect()
+    }
+
     /// Who is on the other end of a connection, and its session's handshake hash.
     pub fn session(&self, connection: ConnectionHandle) -> Option<(isocore_proto::PeerId, [u8; 32])> {
         let endpoint = self.endpoint.borrow();

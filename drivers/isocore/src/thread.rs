@@ -4,6 +4,7 @@
 use crate::node::{Node, NodeConfig};
 use async_net::TcpListener;
 use isocore_host::channel::Notify;
+use isocore_host::{OutgoingCall, RemoteFailure};
 use isocore_log::FeedKey;
 use isocore_proto::EndpointEvent;
 use isocore_proto::{ConnectionHandle, PeerId};
@@ -25,8 +26,12 @@ enum Command {
     Session(ConnectionHandle, Reply<Option<(PeerId, [u8; 32])>>),
     Call(ConnectionHandle, [u8; 32], String, Vec<u8>, Reply<Option<u64>>),
     ServeCalls(Arc<isocore_host::Node>, Reply<()>),
+    CallPeer(PeerId, OutgoingCall, Answer),
     Stop,
 }
+
+/// Where the answer to a process's call to another node goes.
+type Answer = async_channel::Sender<Result<Vec<u8>, RemoteFailure>>;
 
 /// Processes watching feeds, by discovery key.
 type Watchers = Vec<([u8; 32], Notify)>;
@@ -79,13 +84,15 @@ impl NodeThread {
             let subscription = node.subscribe();
             // Processes watching feeds, told of each growth.
             let watchers: Rc<RefCell<Watchers>> = Rc::default();
+            let calls: Rc<RefCell<crate::services::OutgoingCalls>> = Rc::default();
             let forward = {
-                let watchers = watchers.clone();
+                let (watchers, calls, node) = (watchers.clone(), calls.clone(), node.clone());
                 ex.spawn(async move {
                     while let Ok(e) = subscription.recv().await {
                         if let EndpointEvent::FeedUpdated { discovery_key, contiguous, .. } = &e {
                             watchers.borrow_mut().retain_mut(|(dk, w)| dk != discovery_key || w(*contiguous));
                         }
+                        calls.borrow_mut().on_event(&node, &e);
                         if events_tx.send((e, Instant::now())).is_err() {
                             break;
                         }
@@ -124,6 +131,7 @@ impl NodeThread {
                             Command::Call(connection, interface, method, payload, reply) => {
                                 let _ = reply.send(Ok(node.call(connection, interface, &method, &payload)));
                             }
+                            Command::CallPeer(peer, call, answer) => calls.borrow_mut().call(&node, peer, call, answer),
                             Command::ServeCalls(host, reply) => {
                                 let key = node.peer_id().0;
                                 ex.spawn(crate::services::serve_calls(node.clone(), host, key, ex.clone())).detach();
@@ -201,6 +209,11 @@ impl std::ops::Deref for NodeThread {
 }
 
 impl NodeHandle {
+    /// Make a process's call on `peer`, once connected to it; the answer arrives on `answer`.
+    pub fn call_peer(&self, peer: PeerId, call: OutgoingCall, answer: Answer) -> Result<(), String> {
+        self.commands.try_send(Command::CallPeer(peer, call, answer)).map_err(|_| "node stopped".to_string())
+    }
+
     /// Append to a feed the node writes. Returns the new length.
     pub fn append(&self, key: &FeedKey, entries: Vec<Vec<u8>>) -> Result<u64, String> {
         ask(&self.commands, |r| Command::Append(*key, entries, r))

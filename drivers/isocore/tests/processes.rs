@@ -341,9 +341,18 @@ fn a_chat_app_is_called_from_another_node_and_its_room_replicates() {
     let published = run(&host, &["app", "publish", chat.to_str().unwrap(), "--request", &request, "--export", iface]);
     let app = published.split_whitespace().next().unwrap().to_string();
     run(&host, &["app", "install", &app, "--yes"]);
-    let info = run(&caller, &["info"]);
-    let peer = info.lines().next().unwrap().strip_prefix("peer ").unwrap().to_string();
+    let peer_of = |data: &Path| run(data, &["info"]).lines().next().unwrap().strip_prefix("peer ").unwrap().to_string();
+    let (peer, host_peer) = (peer_of(&caller), peer_of(&host));
     let cap = run(&host, &["app", "grant", &app, "--to", &peer, "--methods", "0,1"]).trim().to_string();
+    // A second app, on a fourth node, calls the room from inside its process.
+    let guest = dir.path().join("guest");
+    let caller_wasm = Path::new(isocore_host::GUESTS_DIR).join("caller.wasm");
+    let invoke = format!("invoke:{host_peer}:{iface}:post to the room");
+    let client = run(&guest, &["app", "publish", caller_wasm.to_str().unwrap(), "--request", &invoke]);
+    let client = client.split_whitespace().next().unwrap().to_string();
+    run(&guest, &["app", "install", &client, "--yes"]);
+    let guest_cap = run(&host, &["app", "grant", &app, "--to", &peer_of(&guest), "--methods", "0"]).trim().to_string();
+    assert!(run(&guest, &["app", "cap", &client, &guest_cap]).contains(&format!("calls to {host_peer}")));
 
     let running =
         Proc::start(isocore(&host, &["app", "run", &app, "--init-hex", &room, "--listen", "127.0.0.1:0"]), false);
@@ -365,4 +374,9 @@ fn a_chat_app_is_called_from_another_node_and_its_room_replicates() {
     let stolen = failing(&thief, &["call", &addr, iface, "0", "spoofed", "--cap", &cap]);
     assert!(stolen.contains("call refused (code 2)"), "{stolen}");
     assert_eq!(entries_of(call(&["1"]).trim()).len(), 2, "nothing was posted by the refused calls");
+
+    let init = format!("{host_peer}{}", "from a guest".bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    let client = Proc::start(isocore(&guest, &["app", "run", &client, "--init-hex", &init, "--connect", &addr]), false);
+    assert!(client.next_line().starts_with("running 1 processes"));
+    assert_eq!(follower.next_line(), "2\tfrom a guest");
 }
