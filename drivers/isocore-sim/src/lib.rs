@@ -18,6 +18,29 @@
 //! assert!(report.converged_at_ms <= report.liveness_bound_ms);
 //! ```
 //!
+//! A scenario of one's own sets the parameters (every field of [`Params`] is public, the
+//! topology included), and adds invariants over a [`View`] of every node's store:
+//!
+//! ```
+//! use isocore_sim::{Params, Role, Sim};
+//!
+//! // A writer and four followers in a line, with a withholding relay on the side.
+//! let mut params = Params::from_seed(3);
+//! params.followers = 4;
+//! (params.tamperer, params.garbage, params.forker, params.flooder) = (false, false, false, false);
+//! params.withholder = true;
+//! params.links = Some(vec![(0, 1), (1, 2), (2, 3), (3, 4), (2, 5)]);
+//! let mut sim = Sim::new(params);
+//! sim.check("no follower is ahead of the writer", |v| {
+//!     let writer = v.held(0);
+//!     match (1..v.nodes()).find(|&i| v.role(i) == Role::Follower && v.held(i) > writer) {
+//!         Some(i) => Err(format!("node {i} holds {} entries, the writer {writer}", v.held(i))),
+//!         None => Ok(()),
+//!     }
+//! });
+//! sim.run().expect("every invariant holds");
+//! ```
+//!
 //! The fan-out scenario ([`run_fanout`]) puts one publisher and many subscribers on the
 //! replication layer alone, lets the replicas build their own tree (each serving at most `k`,
 //! `spec/log.md` §8.6), times every live entry to every subscriber, crashes relays and checks
@@ -36,4 +59,4 @@ mod fanout;
 mod sim;
 
 pub use fanout::{DepthStats, FanoutParams, FanoutReport, run_fanout};
-pub use sim::{Params, Report, Role, Sim, Violation};
+pub use sim::{Invariant, Params, Report, Role, Sim, View, Violation};

@@ -95,6 +95,9 @@ pub struct Params {
     pub damage_per_mille: u64,
     /// Chance per fault tick (per mille) of cutting one direction of a random link.
     pub one_way_per_mille: u64,
+    /// The links, by node index (0 the writer, then the followers, then the misbehaving nodes
+    /// in the order of [`Role`]); `None` draws a connected topology from the seed.
+    pub links: Option<Vec<(usize, usize)>>,
     /// Length of the safety phase, ms of virtual time.
     pub safety_ms: u64,
     /// Bound on convergence after healing, ms of virtual time.
@@ -130,6 +133,7 @@ impl Params {
             withholder: rng.chance(300),
             damage_per_mille: if rng.chance(300) { rng.range(1, 5) } else { 0 },
             one_way_per_mille: rng.range(0, 100),
+            links: None,
         }
     }
 }
@@ -287,6 +291,49 @@ enum Ev {
 }
 
 const MS: u64 = 1_000_000;
+
+/// A check of the whole network, run after every step: `Err` says what is wrong.
+pub type Invariant = Box<dyn Fn(&View<'_>) -> Result<(), String>>;
+
+/// What an invariant sees: every node's committed store, read-only.
+pub struct View<'a> {
+    sim: &'a Sim,
+}
+
+impl View<'_> {
+    /// Nodes in the run.
+    pub fn nodes(&self) -> usize {
+        self.sim.nodes.len()
+    }
+    /// What node `i` is.
+    pub fn role(&self, i: usize) -> Role {
+        self.sim.nodes[i].role
+    }
+    /// Entries node `i` holds from the start.
+    pub fn held(&self, i: usize) -> u64 {
+        self.sim.nodes[i].store.borrow().contiguous().unwrap_or(0)
+    }
+    /// The length of node `i`'s verified head.
+    pub fn length(&self, i: usize) -> Option<u64> {
+        self.sim.nodes[i].store.borrow().head().ok().flatten().map(|h| h.length)
+    }
+    /// Entry `index` as node `i` holds it.
+    pub fn entry(&self, i: usize, index: u64) -> Option<Bytes> {
+        self.sim.nodes[i].store.borrow().entry(index).ok().flatten()
+    }
+    /// Whether node `i` holds a fork proof.
+    pub fn forked(&self, i: usize) -> bool {
+        self.sim.nodes[i].store.borrow().fork_proof().ok().flatten().is_some()
+    }
+    /// Whether node `i` is up (not crashed).
+    pub fn up(&self, i: usize) -> bool {
+        self.sim.nodes[i].endpoint.is_some()
+    }
+    /// Virtual time, ms.
+    pub fn now_ms(&self) -> u64 {
+        self.sim.now / MS
+    }
+}
 /// How long a node takes to answer one call: 200 a second, fewer than one flooder asks for.
 const SERVICE: u64 = 5 * MS;
 /// The interfaces of the flood and of honest probes.
@@ -317,6 +364,7 @@ pub struct Sim {
     probes_sent: u64,
     probes_answered: u64,
     probing: bool,
+    invariants: Vec<(&'static str, Invariant)>,
     flood_sent: u64,
     flood_served: u64,
     damaged: u64,
@@ -380,6 +428,7 @@ impl Sim {
             probes_sent: 0,
             probes_answered: 0,
             probing: true,
+            invariants: Vec::new(),
             flood_sent: 0,
             flood_served: 0,
             damaged: 0,
@@ -390,6 +439,18 @@ impl Sim {
         // each misbehaving node links to one or two honest nodes; then random extra links.
         let n = sim.nodes.len();
         let honest = 1 + sim.params.followers;
+        if let Some(links) = sim.params.links.clone() {
+            for (a, b) in links.into_iter().filter(|&(a, b)| a != b && a.max(b) < n) {
+                sim.add_link(a.min(b), a.max(b));
+            }
+            for i in 0..n {
+                sim.start_node(i);
+            }
+            for l in 0..sim.links.len() {
+                sim.connect(l);
+            }
+            return sim;
+        }
         for i in 1..honest {
             let j = sim.rng.below(i as u64) as usize;
             sim.add_link(j, i);
@@ -903,6 +964,20 @@ impl Sim {
         Ok(())
     }
 
+    /// Adds an invariant of one's own, checked after every step of both phases; a failure
+    /// is reported as a [`Violation`] under `name`.
+    pub fn check(&mut self, name: &'static str, invariant: impl Fn(&View<'_>) -> Result<(), String> + 'static) {
+        self.invariants.push((name, Box::new(invariant)));
+    }
+
+    fn check_own(&self) -> Result<(), Violation> {
+        let view = View { sim: self };
+        for (name, invariant) in &self.invariants {
+            invariant(&view).map_err(|detail| self.violation(name, detail))?;
+        }
+        Ok(())
+    }
+
     /// Run both phases.
     pub fn run(mut self) -> Result<Report, Violation> {
         let p = self.params.clone();
@@ -912,7 +987,9 @@ impl Sim {
         }
         self.schedule(100 * MS, Ev::Fault);
         let end_of_safety = p.safety_ms * MS;
-        while self.step(end_of_safety) {}
+        while self.step(end_of_safety) {
+            self.check_own()?;
+        }
         self.check_safety()?;
 
         // Liveness: heal, then everyone honest converges on the writer's head.
@@ -926,6 +1003,7 @@ impl Sim {
             if !self.step(bound) {
                 break;
             }
+            self.check_own()?;
             if self.converged(writer_head.as_ref()) {
                 converged_at = Some(self.now);
                 break;

@@ -55,3 +55,21 @@ fn the_checker_catches_a_corrupted_store() {
     assert_eq!(violation.invariant, "stored entries verify against the writer's signed heads");
     assert!(violation.to_string().contains("SEED=3"));
 }
+
+#[test]
+fn an_invariant_of_ones_own_is_checked_and_named_when_it_breaks() {
+    let mut params = Params::from_seed(5);
+    params.followers = 3;
+    params.links = Some(vec![(0, 1), (1, 2), (2, 3)]);
+    (params.tamperer, params.garbage, params.forker, params.flooder, params.withholder) =
+        (false, false, false, false, false);
+    let mut sim = Sim::new(params);
+    // A claim that is false as soon as the writer appends.
+    sim.check("the last follower never holds anything", |v| match v.held(3) {
+        0 => Ok(()),
+        n => Err(format!("node 3 holds {n} entries")),
+    });
+    let broken = sim.run().unwrap_err();
+    assert_eq!(broken.invariant, "the last follower never holds anything");
+    assert!(broken.detail.starts_with("node 3 holds"), "{}", broken.detail);
+}
