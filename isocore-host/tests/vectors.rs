@@ -103,26 +103,37 @@ fn checked_in_vectors_are_up_to_date() {
     assert_eq!(bad_kind[kind_at], 0);
     bad_kind[kind_at] = 2;
     invalid("an unknown request kind", &["Malleable"], bad_kind);
-    let mut groups = vec![json!({ "type": "ReleaseDecode", "tests": tests })];
+    let groups = vec![json!({ "type": "ReleaseDecode", "tests": tests })];
+    write_vectors(
+        "releases.json",
+        "isocore/host/v1 release entries",
+        "isocore_host_release_v1",
+        groups,
+        json!({
+                "Tag": { "bugType": "CAN_OF_WORMS", "description": "An entry of another type read as a release." },
+                "Truncated": { "bugType": "EDGE_CASE", "description": "Input that ends inside a field." },
+                "Malleable": { "bugType": "CAN_OF_WORMS", "description": "A second spelling of the same value, or bytes the encoding does not allow." },
+                "Bounds": { "bugType": "RESOURCE_EXHAUSTION", "description": "A field outside its bounds." },
+                "Canonical": { "bugType": "CAN_OF_WORMS", "description": "A list out of its required order." },
+        }),
+    );
+}
+
+/// Numbers the tests, wraps the groups in the file's header, and checks the file against it.
+fn write_vectors(file: &str, algorithm: &str, schema: &str, mut groups: Vec<Value>, notes: Value) {
     let count = isocore_conformance::number_tests(&mut groups);
     let doc = json!({
-        "algorithm": "isocore/host/v1 release entries",
-        "schema": "isocore_host_release_v1",
+        "algorithm": algorithm,
+        "schema": schema,
         "specification": "spec/host.md",
         "generator": "isocore-host/tests/vectors.rs",
         "numberOfTests": count,
-        "notes": {
-            "Tag": { "bugType": "CAN_OF_WORMS", "description": "An entry of another type read as a release." },
-            "Truncated": { "bugType": "EDGE_CASE", "description": "Input that ends inside a field." },
-            "Malleable": { "bugType": "CAN_OF_WORMS", "description": "A second spelling of the same value, or bytes the encoding does not allow." },
-            "Bounds": { "bugType": "RESOURCE_EXHAUSTION", "description": "A field outside its bounds." },
-            "Canonical": { "bugType": "CAN_OF_WORMS", "description": "A list out of its required order." },
-        },
+        "notes": notes,
         "testGroups": groups,
     });
     isocore_conformance::check_vector_file(
         "host",
-        "releases.json",
+        file,
         &serde_json::to_string_pretty(&doc).unwrap(),
         "cargo test -p isocore-host --test vectors",
     );
@@ -194,27 +205,18 @@ fn call_vectors_are_up_to_date() {
             "index": parse_method(text).ok(),
         }));
     }
-    let mut groups =
+    let groups =
         vec![json!({ "type": "CallPayload", "tests": payloads }), json!({ "type": "CallMethod", "tests": methods })];
-    let count = isocore_conformance::number_tests(&mut groups);
-    let doc = json!({
-        "algorithm": "isocore/host/v1 remote calls",
-        "schema": "isocore_host_call_v1",
-        "specification": "spec/host.md",
-        "generator": "isocore-host/tests/vectors.rs",
-        "numberOfTests": count,
-        "notes": {
-            "Truncated": { "bugType": "EDGE_CASE", "description": "Input that ends inside a field." },
-            "NonCanonical": { "bugType": "CAN_OF_WORMS", "description": "A varint longer than needed, or over 64 bits." },
-            "ChainTooLong": { "bugType": "RESOURCE_EXHAUSTION", "description": "A chain length over MAX_CHAIN_LEN, refused before slicing." },
-            "BadMethod": { "bugType": "CAN_OF_WORMS", "description": "Method text other than the shortest decimal of 0 to 255." },
-        },
-        "testGroups": groups,
-    });
-    isocore_conformance::check_vector_file(
-        "host",
+    write_vectors(
         "calls.json",
-        &serde_json::to_string_pretty(&doc).unwrap(),
-        "cargo test -p isocore-host --test vectors",
+        "isocore/host/v1 remote calls",
+        "isocore_host_call_v1",
+        groups,
+        json!({
+                "Truncated": { "bugType": "EDGE_CASE", "description": "Input that ends inside a field." },
+                "NonCanonical": { "bugType": "CAN_OF_WORMS", "description": "A varint longer than needed, or over 64 bits." },
+                "ChainTooLong": { "bugType": "RESOURCE_EXHAUSTION", "description": "A chain length over MAX_CHAIN_LEN, refused before slicing." },
+                "BadMethod": { "bugType": "CAN_OF_WORMS", "description": "Method text other than the shortest decimal of 0 to 255." },
+        }),
     );
 }
