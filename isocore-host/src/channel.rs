@@ -24,6 +24,8 @@ use bindings::isocore::channel::channel as wit;
 pub const MAX_APPEND_ENTRIES: usize = 1024;
 /// Largest entry a process may append.
 pub const MAX_ENTRY_LEN: usize = 1 << 20;
+/// Most feed subscriptions one process makes.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// Told of a feed's new length; returns `false` once it wants no more.
 pub type Notify = Box<dyn FnMut(u64) -> bool + Send>;
@@ -162,7 +164,11 @@ impl wit::HostFeed for ProcState {
         if tag >= CALL_TAG {
             return Ok(Err(wit::Error::Invalid));
         }
+        if self.subscriptions >= MAX_SUBSCRIPTIONS {
+            return Ok(Err(wit::Error::Limit));
+        }
         let Some(channels) = self.channels() else { return Ok(Err(wit::Error::Unknown)) };
+        self.subscriptions += 1;
         let mailbox = self.mailbox_handle();
         let notify: Notify = Box::new(move |length| {
             // A full mailbox misses this one; the next growth, or `len`, tells the rest.

@@ -202,6 +202,8 @@ pub struct ProcState {
     mailbox: Arc<Mailbox>,
     app: App,
     random_counter: u64,
+    /// Feed subscriptions made ([`crate::channel::MAX_SUBSCRIPTIONS`] at most).
+    pub(crate) subscriptions: usize,
 }
 
 struct Shared {
@@ -693,6 +695,7 @@ fn new_store(shared: &Arc<Shared>, app: &App, pid: Pid, limits: Limits) -> Store
         mailbox: Arc::new(Mailbox::new(limits.mailbox_messages, limits.mailbox_bytes)),
         app: app.clone(),
         random_counter: 0,
+        subscriptions: 0,
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -561,11 +561,17 @@ impl<S: Storage> Endpoint<S> {
         }
     }
 
-    /// A peer's streams of these feeds ended: its seats are free.
+    /// A peer's subscription to these feeds ended on one stream: its seat is free unless it is
+    /// still subscribed on another (a seat is one per peer, over all its sessions).
     fn unseat(&mut self, peer: Option<PeerId>, feeds: impl IntoIterator<Item = [u8; 32]>) {
         let Some(peer) = peer else { return };
         for dk in feeds {
-            if let Some(slot) = self.feeds.get_mut(&dk) {
+            let still = self
+                .links
+                .values()
+                .filter(|l| l.connection.peer() == Some(peer))
+                .any(|l| l.streams.values().any(|(d, r)| *d == dk && r.is_peer_subscribed()));
+            if !still && let Some(slot) = self.feeds.get_mut(&dk) {
                 slot.seats.leave(&peer);
             }
         }
@@ -602,10 +608,13 @@ impl<S: Storage> Endpoint<S> {
             self.events.push_back(EndpointEvent::StreamFailed { connection: handle, reason: e.to_string() });
             link.streams.remove(&stream);
             link.connection.reject_stream(stream, stream_code::REPLICATION);
+            let peer = link.connection.peer();
+            self.unseat(peer, [discovery_key]);
             return;
         }
         let mut changed = false;
         let mut forked = false;
+        let mut unsubscribed = false;
         let peer = link.connection.peer();
         while let Some(event) = replicator.poll_event() {
             changed |= matches!(event, LogEvent::HeadAdvanced { .. } | LogEvent::Downloaded { .. });
@@ -617,9 +626,7 @@ impl<S: Storage> Endpoint<S> {
                         replicator.redirect(&contacts);
                     }
                 }
-                (LogEvent::Unsubscribed, Some(peer)) => {
-                    slot.seats.leave(&peer);
-                }
+                (LogEvent::Unsubscribed, Some(_)) => unsubscribed = true,
                 (LogEvent::Redirected, _) => {
                     let peers = replicator.redirected_to().unwrap_or_default();
                     let peers = peers.iter().filter_map(|c| Some(PeerId(c.as_slice().try_into().ok()?))).collect();
@@ -627,6 +634,9 @@ impl<S: Storage> Endpoint<S> {
                 }
                 _ => {}
             }
+        }
+        if unsubscribed {
+            self.unseat(peer, [discovery_key]);
         }
         if forked {
             self.events.push_back(EndpointEvent::FeedForked { discovery_key });

@@ -207,3 +207,27 @@ fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
     net.run();
     assert_eq!((len(&net, b), len(&net, c)), (2, 2));
 }
+
+#[test]
+fn a_peer_subscribed_on_two_sessions_keeps_its_one_seat_until_both_end() {
+    let (signer, key) = writer();
+    let mut net = Net::new();
+    let limited = isocore_proto::EndpointConfig { max_subscribers: Some(1), ..Default::default() };
+    let w = net.add_with(1, limited);
+    let [b, c] = [2, 3].map(|s| net.add(s));
+    net.add_feed(w, key, Some(Config { download: Download::None, live: false, ..Config::default() }));
+    for n in [b, c] {
+        net.add_feed(n, key, None);
+    }
+    net.nodes[w].endpoint.append(&key, &signer, [b"one".to_vec()], Duration::ZERO).unwrap();
+    let first = net.connect(b, w);
+    net.connect(b, w);
+    net.run();
+    // One session of b ends; it is still subscribed on the other, so the seat stays taken.
+    net.nodes[w].endpoint.close(first.b.1, "test");
+    net.run();
+    net.connect(c, w);
+    net.run();
+    let redirected = net.take_events(c).into_iter().any(|e| matches!(e, EndpointEvent::Redirected { .. }));
+    assert!(redirected, "a second subscriber took a seat still held");
+}

@@ -1053,11 +1053,15 @@ impl Sim {
         self.check_safety()?;
         // Honest calls keep being made for a while, then their answers are awaited.
         let probing_until = self.now + 3_000 * MS;
-        while self.step(probing_until) {}
+        while self.step(probing_until) {
+            self.check_own()?;
+        }
         self.probing = false;
         let answers_by = self.now + 3_000 * MS;
-        while self.step(answers_by) {}
-        if self.probes_answered * 10 < self.probes_sent * 9 {
+        while self.step(answers_by) {
+            self.check_own()?;
+        }
+        if self.probes_sent == 0 || self.probes_answered * 10 < self.probes_sent * 9 {
             return Err(self.violation(
                 "honest requests are still served under a flood",
                 format!(

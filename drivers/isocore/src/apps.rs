@@ -282,7 +282,8 @@ pub fn run(data: &Path, key: &FeedKey, init: &[u8], processes: u32, network: Net
     let mut config = crate::node::NodeConfig::new(data);
     config.listen = network.listen;
     config.connect = network.connect;
-    let net = crate::thread::NodeThread::spawn(config, Vec::new())?;
+    let mut net = crate::thread::NodeThread::spawn(config, Vec::new())?;
+    net.discard_events();
     let host = std::sync::Arc::new(host);
     host.set_channels(std::sync::Arc::new(crate::services::NodeFeeds(net.handle())))?;
     host.set_remote(std::sync::Arc::new(crate::services::NodeRemote(net.handle())))?;

@@ -413,9 +413,13 @@ impl Node {
         }
     }
 
-    /// Write out what the stores hold back, then make every commit durable.
+    /// Write out what the stores hold back, then make every commit durable (even if one
+    /// store could not write: the others' data is durable all the same).
     fn sync(&self) {
-        if let Err(e) = self.endpoint.borrow_mut().flush().and_then(|()| self.db.sync()) {
+        if let Err(e) = self.endpoint.borrow_mut().flush() {
+            tracing::error!(%e, "writing held-back entries failed; they stay held back");
+        }
+        if let Err(e) = self.db.sync() {
             tracing::error!(%e, "database sync failed");
         }
     }

@@ -5,11 +5,12 @@
 
 use bytes::Bytes;
 use isocore_log::{FeedKey, ForkProof, Hash, SignedHead, Storage, StoreError, WriteBatch};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 type FeedId<'a> = &'a [u8; 32];
 
@@ -41,7 +42,14 @@ fn err(e: impl Into<redb::Error>) -> StoreError {
 #[derive(Clone)]
 pub struct Db {
     db: Arc<Database>,
+    /// Bumped by every commit of any feed: read snapshots older than it are dropped, so no
+    /// store pins pages that later writes freed.
+    generation: Arc<AtomicU64>,
 }
+
+/// The layout of entries and nodes this version writes (rows and pages).
+const FORMAT: u64 = 2;
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 impl Db {
     /// Open (or create) the database at `path`.
@@ -49,7 +57,21 @@ impl Db {
         // redb caches up to 1 GiB by default; a node needs far less to stay fast.
         let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;
+        // Per-entry tables are the layout of format 1; reading them as rows would fail later
+        // and less clearly.
+        let old = tx.list_tables().map_err(err)?.any(|t| t.name().starts_with("entries-"));
+        if old {
+            return Err(StoreError(
+                format!(
+                    "{} was written by an older isocore (format 1); this one reads format {FORMAT}: move it \
+                     aside and replicate the feeds again",
+                    path.display()
+                )
+                .into(),
+            ));
+        }
         {
+            tx.open_table(META).map_err(err)?.insert("format", FORMAT).map_err(err)?;
             tx.open_table(HEADS).map_err(err)?;
             tx.open_table(FORKS).map_err(err)?;
             tx.open_table(CONTIGUOUS).map_err(err)?;
@@ -57,7 +79,7 @@ impl Db {
             tx.open_table(WRITERS).map_err(err)?;
         }
         tx.commit().map_err(err)?;
-        Ok(Db { db: Arc::new(db) })
+        Ok(Db { db: Arc::new(db), generation: Arc::default() })
     }
 
     /// The store of one feed, registering it. `sync` makes every commit durable before it
@@ -69,6 +91,7 @@ impl Db {
         material[32..].copy_from_slice(key.writer().as_bytes());
         let store = RedbStore {
             db: self.db.clone(),
+            generation: self.generation.clone(),
             id,
             sync,
             entries: format!("rows-{}", hex::encode(id)),
@@ -148,6 +171,7 @@ fn corrupt(what: &'static str) -> StoreError {
 /// newer one.
 pub struct RedbStore {
     db: Arc<Database>,
+    generation: Arc<AtomicU64>,
     id: [u8; 32],
     sync: bool,
     entries: String,
@@ -180,6 +204,8 @@ struct Pending {
 }
 
 struct Snapshot {
+    /// The database's generation when it was taken.
+    generation: u64,
     entries: redb::ReadOnlyTable<u64, &'static [u8]>,
     nodes: redb::ReadOnlyTable<u64, &'static [u8]>,
     /// The page read last (pages change, so it goes with the snapshot).
@@ -229,8 +255,10 @@ impl Row {
         let n = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
         let ok = n.is_some_and(|n| {
             n > 0 && bytes.len() >= 4 + 4 * n && {
-                let last = u32::from_le_bytes(bytes[4 * n..4 * n + 4].try_into().expect("4 bytes")) as usize;
-                bytes.len() == 4 + 4 * n + last
+                let ends: Vec<usize> = (0..n)
+                    .map(|j| u32::from_le_bytes(bytes[4 + 4 * j..8 + 4 * j].try_into().expect("4 bytes")) as usize)
+                    .collect();
+                ends.windows(2).all(|w| w[0] <= w[1]) && bytes.len() == 4 + 4 * n + ends[n - 1]
             }
         });
         if ok { Ok(Row { start, bytes }) } else { Err(corrupt("entry row")) }
@@ -302,9 +330,12 @@ fn row_at(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<
 impl RedbStore {
     fn with_snapshot<T>(&self, f: impl FnOnce(&mut Snapshot) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut slot = self.snapshot.borrow_mut();
-        if slot.is_none() {
+        let now = self.generation.load(Ordering::Acquire);
+        if slot.as_ref().is_none_or(|s| s.generation != now) {
+            *slot = None;
             let tx = self.db.begin_read().map_err(err)?;
             *slot = Some(Snapshot {
+                generation: now,
                 entries: tx.open_table(entries_table(&self.entries)).map_err(err)?,
                 nodes: tx.open_table(nodes_table(&self.nodes)).map_err(err)?,
                 page: None,
@@ -416,22 +447,21 @@ impl Storage for RedbStore {
         if self.pending.batches == 0 {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending).into_batch();
-        // The contiguous length already counts these entries; the commit counts them again.
-        let counted = self.contiguous.get();
-        let result = self.commit(batch, Durability::None);
-        debug_assert!(result.is_err() || self.contiguous.get() == counted);
-        result
+        // Cloned (entries are shared buffers), so that a failed commit keeps them held back
+        // and still served: nothing is lost until it is written.
+        self.commit(self.pending.to_batch(), Durability::None)?;
+        self.pending = Pending::default();
+        Ok(())
     }
 }
 
 impl Pending {
-    fn into_batch(self) -> WriteBatch {
+    fn to_batch(&self) -> WriteBatch {
         WriteBatch {
-            entries: self.entries.into_iter().collect(),
-            nodes: self.nodes.into_iter().collect(),
+            entries: self.entries.iter().map(|(i, e)| (*i, e.clone())).collect(),
+            nodes: self.nodes.iter().map(|(i, h)| (*i, *h)).collect(),
             head: self.head,
-            fork: self.fork,
+            fork: self.fork.clone(),
         }
     }
 }
@@ -514,6 +544,7 @@ impl RedbStore {
         // Only now, so that a failed commit leaves this store as it was.
         self.contiguous.set(contiguous);
         self.committed.set(contiguous);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         *self.snapshot.borrow_mut() = None;
         Ok(())
     }

@@ -93,9 +93,9 @@ impl NodeThread {
                             watchers.borrow_mut().retain_mut(|(dk, w)| dk != discovery_key || w(*contiguous));
                         }
                         calls.borrow_mut().on_event(&node, &e);
-                        if events_tx.send((e, Instant::now())).is_err() {
-                            break;
-                        }
+                        // Nobody listening (see `discard_events`) is fine: watchers and calls
+                        // above still need the events.
+                        let _ = events_tx.send((e, Instant::now()));
                     }
                 })
             };
@@ -147,6 +147,11 @@ impl NodeThread {
         });
         let addr = ready.recv().map_err(|_| "node thread died".to_string())??;
         Ok(NodeThread { handle: NodeHandle { commands }, events, addr, thread: Some(thread) })
+    }
+
+    /// Stop queueing events for [`NodeThread::events`], for an owner that never reads them.
+    pub fn discard_events(&mut self) {
+        self.events = mpsc::channel().1;
     }
 
     /// A handle for other threads.
