@@ -170,8 +170,8 @@ fn bulk_download_does_not_starve_a_call() {
     assert_eq!(net.nodes[b].endpoint.feed(&key).unwrap().contiguous_len(), 640);
 }
 
-#[test]
-fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
+/// A writer `w` that serves one subscriber per feed, with one entry, and two followers.
+fn one_seat_writer() -> (SigningKey, FeedKey, Net, [usize; 3]) {
     let (signer, key) = writer();
     let mut net = Net::new();
     let limited = isocore_proto::EndpointConfig { max_subscribers: Some(1), ..Default::default() };
@@ -183,6 +183,12 @@ fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
         net.add_feed(n, key, None);
     }
     net.nodes[w].endpoint.append(&key, &signer, [b"one".to_vec()], Duration::ZERO).unwrap();
+    (signer, key, net, [w, b, c])
+}
+
+#[test]
+fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
+    let (signer, key, mut net, [w, b, c]) = one_seat_writer();
     net.connect(b, w);
     net.run();
     net.connect(c, w);
@@ -210,16 +216,7 @@ fn a_node_serving_its_limit_redirects_a_newcomer_to_the_peers_it_serves() {
 
 #[test]
 fn a_peer_subscribed_on_two_sessions_keeps_its_one_seat_until_both_end() {
-    let (signer, key) = writer();
-    let mut net = Net::new();
-    let limited = isocore_proto::EndpointConfig { max_subscribers: Some(1), ..Default::default() };
-    let w = net.add_with(1, limited);
-    let [b, c] = [2, 3].map(|s| net.add(s));
-    net.add_feed(w, key, Some(Config { download: Download::None, live: false, ..Config::default() }));
-    for n in [b, c] {
-        net.add_feed(n, key, None);
-    }
-    net.nodes[w].endpoint.append(&key, &signer, [b"one".to_vec()], Duration::ZERO).unwrap();
+    let (_, _, mut net, [w, b, c]) = one_seat_writer();
     let first = net.connect(b, w);
     net.connect(b, w);
     net.run();
