@@ -145,6 +145,8 @@ pub fn format_feed_key(key: &FeedKey) -> String {
 
 /// Shared state of a running node.
 pub struct Node {
+    /// The identity key, for proofs of possession on calls this node makes.
+    signer: SigningKey,
     endpoint: RefCell<Endpoint<RedbStore>>,
     db: Db,
     writers: RefCell<Vec<(FeedKey, SigningKey)>>,
@@ -162,6 +164,7 @@ impl Node {
         let identity = load_identity(&config.data_dir)?;
         let db = open_db(&config.data_dir)?;
         // A new secret per start: the time origin below is new too.
+        let signer = identity.signing_key().clone();
         let mut endpoint = Endpoint::new(identity, config.endpoint.clone(), random_seed());
         let mut writers = Vec::new();
         for key in db.feeds()? {
@@ -180,6 +183,7 @@ impl Node {
             }
         }
         Ok(Rc::new(Node {
+            signer,
             endpoint: RefCell::new(endpoint),
             db,
             writers: RefCell::new(writers),
@@ -266,8 +270,8 @@ impl Node {
     }
 
     /// The node's identity key, for proofs of possession.
-    pub fn signing_key(&self) -> Result<SigningKey, Box<dyn std::error::Error>> {
-        Ok(load_identity(&self.config.data_dir)?.signing_key().clone())
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signer
     }
 
     /// Endpoint events from now on.

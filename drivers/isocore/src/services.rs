@@ -130,17 +130,13 @@ impl OutgoingCalls {
             self.waiting.push((peer, call, answer));
             return;
         };
-        let Ok(signer) = node.signing_key() else {
-            let _ = answer.try_send(Err(RemoteFailure::Unreachable));
-            return;
-        };
         let Some(head) =
             isocore_cap::UnverifiedChain::decode(&call.chain).ok().and_then(|c| c.link_ids().last().copied())
         else {
             let _ = answer.try_send(Err(RemoteFailure::Refused(0, "the capability held does not decode".into())));
             return;
         };
-        let proof = isocore_cap::prove_possession(&signer, &hash, &head);
+        let proof = isocore_cap::prove_possession(node.signing_key(), &hash, &head);
         let payload = RemoteCall { chain: &call.chain, proof, fuel: call.fuel, args: &call.args }.encode();
         match node.call(connection, call.interface, &method_name(call.method), &payload) {
             Some(id) => {

@@ -255,10 +255,8 @@ impl Row {
         let n = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
         let ok = n.is_some_and(|n| {
             n > 0 && bytes.len() >= 4 + 4 * n && {
-                let ends: Vec<usize> = (0..n)
-                    .map(|j| u32::from_le_bytes(bytes[4 + 4 * j..8 + 4 * j].try_into().expect("4 bytes")) as usize)
-                    .collect();
-                ends.windows(2).all(|w| w[0] <= w[1]) && bytes.len() == 4 + 4 * n + ends[n - 1]
+                let end = |j: usize| u32::from_le_bytes(bytes[4 + 4 * j..8 + 4 * j].try_into().expect("4 bytes"));
+                (1..n).all(|j| end(j - 1) <= end(j)) && bytes.len() == 4 + 4 * n + end(n - 1) as usize
             }
         });
         if ok { Ok(Row { start, bytes }) } else { Err(corrupt("entry row")) }
