@@ -424,6 +424,8 @@ pub struct Connection {
     inbuf_start: usize,
     /// A message arriving in several records.
     reassembly: Vec<u8>,
+    /// Length of the last message reassembled from fragments.
+    reassembled_len: usize,
     /// Reused for frame plaintext in both directions.
     scratch: Vec<u8>,
     /// Encoded messages ahead of all streams and calls.
@@ -470,6 +472,7 @@ impl Connection {
             inbuf: Vec::new(),
             inbuf_start: 0,
             reassembly: Vec::new(),
+            reassembled_len: 0,
             scratch: Vec::new(),
             control: VecDeque::new(),
             calls: VecDeque::new(),
@@ -663,6 +666,11 @@ impl Connection {
             let (body, rest) = plain.split_at(len);
             plain = rest;
             if more {
+                if self.reassembly.is_empty() {
+                    // Messages on a stream tend to be alike: room for one as long as the last
+                    // saves growing the buffer (and copying it) fragment by fragment.
+                    self.reassembly.reserve(self.reassembled_len);
+                }
                 self.reassembly.extend_from_slice(body);
                 continue;
             }
@@ -671,6 +679,7 @@ impl Connection {
                 self.handle_message(&message)?;
             } else {
                 self.reassembly.extend_from_slice(body);
+                self.reassembled_len = self.reassembly.len();
                 let message = Bytes::from(core::mem::take(&mut self.reassembly));
                 self.handle_message(&message)?;
             }

@@ -205,6 +205,10 @@ impl CryptoResolver for Resolver {
         DefaultResolver.resolve_hash(choice)
     }
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        #[cfg(not(target_family = "wasm"))]
+        if let Some(cipher) = snow::resolvers::RingResolver.resolve_cipher(choice) {
+            return Some(cipher);
+        }
         DefaultResolver.resolve_cipher(choice)
     }
 }
