@@ -204,7 +204,7 @@ impl<S: Storage> Feed<S> {
 
     /// Whether entry `index` is held.
     pub fn has(&self, index: u64) -> Result<bool, StoreError> {
-        Ok(index < self.contiguous || self.store.entry(index)?.is_some())
+        Ok(index < self.contiguous || self.store.contains(index)?)
     }
 
     /// Append a batch of entries as the writer, with one signature over the new head.

@@ -47,6 +47,11 @@ pub trait Storage {
     fn fork_proof(&self) -> Result<Option<ForkProof>, StoreError>;
     /// Entry `index`, if held.
     fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError>;
+    /// Whether entry `index` is held. Asked for every entry a download considers, so a store
+    /// that can answer without reading the entry should.
+    fn contains(&self, index: u64) -> Result<bool, StoreError> {
+        Ok(self.entry(index)?.is_some())
+    }
     /// Tree node `index`, if held.
     fn node(&self, index: u64) -> Result<Option<Hash>, StoreError>;
     /// The length of the longest prefix of entries held.

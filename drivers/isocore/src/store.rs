@@ -23,6 +23,11 @@ fn entries_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
 fn nodes_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
     TableDefinition::new(name)
 }
+
+/// Parts of entries too large for a row, keyed by (index, part).
+fn parts_table(name: &str) -> TableDefinition<'_, (u64, u32), &'static [u8]> {
+    TableDefinition::new(name)
+}
 const HEADS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("heads");
 const FORKS: TableDefinition<FeedId, &[u8]> = TableDefinition::new("forks");
 const CONTIGUOUS: TableDefinition<FeedId, u64> = TableDefinition::new("contiguous");
@@ -47,8 +52,9 @@ pub struct Db {
     generation: Arc<AtomicU64>,
 }
 
-/// The layout of entries and nodes this version writes (rows and pages).
-const FORMAT: u64 = 2;
+/// The layout of entries and nodes this version writes (rows, parts and pages). Format 2
+/// (rows and pages, no parts) is a subset and read as it is.
+const FORMAT: u64 = 3;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 impl Db {
@@ -71,7 +77,19 @@ impl Db {
             ));
         }
         {
-            tx.open_table(META).map_err(err)?.insert("format", FORMAT).map_err(err)?;
+            let mut meta = tx.open_table(META).map_err(err)?;
+            let stored = meta.get("format").map_err(err)?.map(|v| v.value());
+            if let Some(newer) = stored.filter(|f| *f > FORMAT) {
+                return Err(StoreError(
+                    format!(
+                        "{} was written by a newer isocore (format {newer}); this one reads up to format {FORMAT}",
+                        path.display()
+                    )
+                    .into(),
+                ));
+            }
+            meta.insert("format", FORMAT).map_err(err)?;
+            drop(meta);
             tx.open_table(HEADS).map_err(err)?;
             tx.open_table(FORKS).map_err(err)?;
             tx.open_table(CONTIGUOUS).map_err(err)?;
@@ -89,24 +107,35 @@ impl Db {
         let mut material = [0u8; 64];
         material[..32].copy_from_slice(key.channel());
         material[32..].copy_from_slice(key.writer().as_bytes());
-        let store = RedbStore {
+        let mut store = RedbStore {
             db: self.db.clone(),
             generation: self.generation.clone(),
             id,
             sync,
             entries: format!("rows-{}", hex::encode(id)),
+            parts: format!("parts-{}", hex::encode(id)),
             nodes: format!("pages-{}", hex::encode(id)),
             contiguous: Cell::new(0),
             committed: Cell::new(0),
             pending: Pending::default(),
             snapshot: RefCell::new(None),
             row: RefCell::new(None),
+            sparse: BTreeMap::new(),
         };
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
         tx.open_table(entries_table(&store.entries)).map_err(err)?;
+        tx.open_table(parts_table(&store.parts)).map_err(err)?;
         tx.open_table(nodes_table(&store.nodes)).map_err(err)?;
         let contiguous = tx.open_table(CONTIGUOUS).map_err(err)?.get(&id).map_err(err)?.map_or(0, |v| v.value());
+        for row in tx.open_table(entries_table(&store.entries)).map_err(err)?.range(contiguous..).map_err(err)? {
+            let (start, value) = row.map_err(err)?;
+            let end = start.value() + Row::count(value.value())?;
+            if store.sparse.last_key_value().is_some_and(|(_, e)| *e > start.value()) {
+                return Err(corrupt("entry row"));
+            }
+            store.sparse.insert(start.value(), end);
+        }
         tx.commit().map_err(err)?;
         store.contiguous.set(contiguous);
         store.committed.set(contiguous);
@@ -159,7 +188,11 @@ fn corrupt(what: &'static str) -> StoreError {
 ///
 /// Entries are kept in *rows*: each write of consecutive new entries is one row keyed by its
 /// first index (`n: u32 LE`, then `n` end offsets as `u32 LE`, then the bytes), so a batch of
-/// a thousand small entries is one B-tree insert, and rows never overlap. Tree nodes are
+/// a thousand small entries is one B-tree insert, and rows never overlap. A row fits a
+/// 32 KiB database page ([`ROW_BYTES`]); an entry too large for one gets a row of its own
+/// that says so (`0: u32 LE`, then its length as `u32 LE`), and its bytes go in *parts* of
+/// [`PART_BYTES`] keyed by (index, part), so that no entry is rounded up to a page twice its
+/// size. Tree nodes are
 /// kept in *pages* of 64 by `index / 64` (a `u64 LE` bitmap of the nodes present, then their
 /// hashes in order). The contiguous length lives in memory as well as in its row; a read
 /// snapshot is reused until this store commits again.
@@ -175,6 +208,7 @@ pub struct RedbStore {
     id: [u8; 32],
     sync: bool,
     entries: String,
+    parts: String,
     nodes: String,
     /// Entries held from the start, counting those held back.
     contiguous: Cell<u64>,
@@ -185,6 +219,9 @@ pub struct RedbStore {
     snapshot: RefCell<Option<Snapshot>>,
     /// The row read last: rows never change once written.
     row: RefCell<Option<Row>>,
+    /// Rows past the committed prefix (a sparse download), first index → one past the last:
+    /// read once at open and kept in memory, so that no write reads a row back.
+    sparse: BTreeMap<u64, u64>,
 }
 
 /// Batches most held back before they are committed.
@@ -207,6 +244,7 @@ struct Snapshot {
     /// The database's generation when it was taken.
     generation: u64,
     entries: redb::ReadOnlyTable<u64, &'static [u8]>,
+    parts: redb::ReadOnlyTable<(u64, u32), &'static [u8]>,
     nodes: redb::ReadOnlyTable<u64, &'static [u8]>,
     /// The page read last (pages change, so it goes with the snapshot).
     page: Option<(u64, Page)>,
@@ -221,6 +259,16 @@ struct Row {
 const PAGE_NODES: u64 = 64;
 
 impl Row {
+    /// Entries in the encoded row `bytes` (one, for a row of parts).
+    fn count(bytes: &[u8]) -> Result<u64, StoreError> {
+        let n = bytes.get(..4).ok_or(corrupt("entry row"))?;
+        match u32::from_le_bytes(n.try_into().expect("4 bytes")) {
+            0 if bytes.len() == 8 => Ok(1),
+            0 => Err(corrupt("entry row")),
+            n => Ok(u64::from(n)),
+        }
+    }
+
     fn len(&self) -> u64 {
         u64::from(u32::from_le_bytes(self.bytes[..4].try_into().expect("4 bytes")))
     }
@@ -236,19 +284,23 @@ impl Row {
         Some(self.bytes.slice(base + from..base + end_at(k)))
     }
 
-    fn encode(entries: &[&Bytes]) -> Vec<u8> {
-        let total: usize = entries.iter().map(|e| e.len()).sum();
-        let mut out = Vec::with_capacity(4 + 4 * entries.len() + total);
-        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    fn encoded_len(entries: &[(u64, Bytes)]) -> usize {
+        4 + 4 * entries.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>()
+    }
+
+    /// Writes the row of `entries` into `out`, which is [`Row::encoded_len`] long.
+    fn encode_into(entries: &[(u64, Bytes)], out: &mut [u8]) {
+        out[..4].copy_from_slice(&(entries.len() as u32).to_le_bytes());
         let mut end = 0u32;
-        for e in entries {
+        for (j, (_, e)) in entries.iter().enumerate() {
             end += e.len() as u32;
-            out.extend_from_slice(&end.to_le_bytes());
+            out[4 + 4 * j..8 + 4 * j].copy_from_slice(&end.to_le_bytes());
         }
-        for e in entries {
-            out.extend_from_slice(e);
+        let mut at = 4 + 4 * entries.len();
+        for (_, e) in entries {
+            out[at..at + e.len()].copy_from_slice(e);
+            at += e.len();
         }
-        out
     }
 
     fn check(start: u64, bytes: Bytes) -> Result<Row, StoreError> {
@@ -303,26 +355,54 @@ impl Page {
     }
 }
 
-/// The first and one-past-last index of the row holding entry `index`, read in place.
-fn row_span(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<Option<(u64, u64)>, StoreError> {
-    let Some(found) = table.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
-    let (start, value) = found.map_err(err)?;
-    let bytes = value.value();
-    let n = bytes.get(..4).ok_or(corrupt("entry row"))?;
-    let end = start.value() + u64::from(u32::from_le_bytes(n.try_into().expect("4 bytes")));
-    Ok((index < end).then_some((start.value(), end)))
+/// One past the last index of the row in `rows` (first index → one past the last) that
+/// holds entry `index`.
+fn row_end(rows: &BTreeMap<u64, u64>, index: u64) -> Option<u64> {
+    rows.range(..=index).next_back().map(|(_, end)| *end).filter(|end| index < *end)
 }
 
-/// Entry bytes in one row at most (a larger entry has a row of its own): a row read to serve
-/// one entry costs at most this much copying.
-const ROW_BYTES: usize = 64 << 10;
+/// Encoded bytes in one row at most: with redb's page and key overhead a row still fits a
+/// 32 KiB page, and a row read to serve one entry costs at most this much copying.
+const ROW_BYTES: usize = (32 << 10) - 256;
+/// Bytes in each part of an entry too large for a row (the last may be shorter).
+const PART_BYTES: usize = ROW_BYTES;
 
-/// The row holding entry `index` in `table`, if any.
-fn row_at(table: &impl ReadableTable<u64, &'static [u8]>, index: u64) -> Result<Option<Row>, StoreError> {
-    let Some(found) = table.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
+/// The row holding entry `index` in `rows`, if any (a row of parts read back as a row of
+/// one entry).
+fn row_at(
+    rows: &impl ReadableTable<u64, &'static [u8]>,
+    parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    index: u64,
+) -> Result<Option<Row>, StoreError> {
+    let Some(found) = rows.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
     let (start, value) = found.map_err(err)?;
-    let row = Row::check(start.value(), Bytes::copy_from_slice(value.value()))?;
-    Ok((index < row.start + row.len()).then_some(row))
+    let (start, value) = (start.value(), value.value());
+    if index >= start + Row::count(value)? {
+        return Ok(None);
+    }
+    if u32::from_le_bytes(value[..4].try_into().expect("4 bytes")) != 0 {
+        return Row::check(start, Bytes::copy_from_slice(value)).map(Some);
+    }
+    let len = u32::from_le_bytes(value[4..8].try_into().expect("4 bytes")) as usize;
+    if len > isocore_log::MAX_ENTRY_LEN {
+        return Err(corrupt("entry row"));
+    }
+    let mut out = Vec::with_capacity(8 + len);
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    for part in parts.range((start, 0)..=(start, u32::MAX)).map_err(err)? {
+        let (_, bytes) = part.map_err(err)?;
+        let bytes = bytes.value();
+        let room = 8 + len - out.len();
+        if bytes.len() > room || (bytes.len() < PART_BYTES && bytes.len() < room) {
+            return Err(corrupt("entry part"));
+        }
+        out.extend_from_slice(bytes);
+    }
+    if out.len() != 8 + len {
+        return Err(corrupt("entry part"));
+    }
+    Ok(Some(Row { start, bytes: out.into() }))
 }
 
 impl RedbStore {
@@ -335,6 +415,7 @@ impl RedbStore {
             *slot = Some(Snapshot {
                 generation: now,
                 entries: tx.open_table(entries_table(&self.entries)).map_err(err)?,
+                parts: tx.open_table(parts_table(&self.parts)).map_err(err)?,
                 nodes: tx.open_table(nodes_table(&self.nodes)).map_err(err)?,
                 page: None,
             });
@@ -375,10 +456,17 @@ impl Storage for RedbStore {
         if let Some(e) = self.row.borrow().as_ref().and_then(|r| r.get(index)) {
             return Ok(Some(e));
         }
-        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, index))? else { return Ok(None) };
+        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, &s.parts, index))? else { return Ok(None) };
         let entry = row.get(index);
         *self.row.borrow_mut() = Some(row);
         Ok(entry)
+    }
+
+    fn contains(&self, index: u64) -> Result<bool, StoreError> {
+        // Every committed row is in the prefix or in `sparse`: no read needed.
+        Ok(index < self.committed.get()
+            || self.pending.entries.contains_key(&index)
+            || row_end(&self.sparse, index).is_some())
     }
 
     fn node(&self, index: u64) -> Result<Option<Hash>, StoreError> {
@@ -428,7 +516,7 @@ impl Storage for RedbStore {
         loop {
             if self.pending.entries.contains_key(&contiguous) {
                 contiguous += 1;
-            } else if let Some((_, end)) = self.with_snapshot(|s| row_span(&s.entries, contiguous))? {
+            } else if let Some(end) = row_end(&self.sparse, contiguous) {
                 contiguous = end;
             } else {
                 break;
@@ -472,42 +560,56 @@ impl RedbStore {
         // Rows are written from the committed prefix on: held-back entries are not in it.
         let committed = self.committed.get();
         let mut contiguous = committed;
+        // Rows this commit writes (first index, one past the last), in order.
+        let mut written: Vec<(u64, u64)> = Vec::new();
         {
             let mut entries = tx.open_table(entries_table(&self.entries)).map_err(err)?;
-            let mut fresh: Vec<&(u64, Bytes)> = batch.entries.iter().filter(|(i, _)| *i >= contiguous).collect();
+            // Entries held neither in the prefix nor in a sparse row, in order.
+            let mut fresh: Vec<(u64, Bytes)> = batch
+                .entries
+                .into_iter()
+                .filter(|(i, _)| *i >= contiguous && row_end(&self.sparse, *i).is_none())
+                .collect();
             fresh.sort_unstable_by_key(|(i, _)| *i);
             fresh.dedup_by_key(|(i, _)| *i);
-            let appending = fresh.first().is_some_and(|(i, _)| *i == contiguous)
-                && fresh.windows(2).all(|w| w[1].0 == w[0].0 + 1)
-                && entries.range(contiguous..).map_err(err)?.next().is_none();
-            if !appending {
-                // Out of order (a sparse download): keep only entries not held yet.
-                let mut keep = Vec::with_capacity(fresh.len());
-                for e in fresh {
-                    if row_span(&entries, e.0)?.is_none() {
-                        keep.push(e);
-                    }
-                }
-                fresh = keep;
-            }
-            // One row per run of consecutive indices, of at most ROW_BYTES (or one entry).
+            // One row per run of consecutive indices, of at most ROW_BYTES encoded; an entry
+            // too large for a row alone goes in parts.
+            let mut parts = tx.open_table(parts_table(&self.parts)).map_err(err)?;
             let mut at = 0;
             while at < fresh.len() {
                 let mut end = at + 1;
-                let mut bytes = fresh[at].1.len();
+                let mut bytes = 8 + fresh[at].1.len();
                 while end < fresh.len()
                     && fresh[end].0 == fresh[end - 1].0 + 1
-                    && bytes + fresh[end].1.len() <= ROW_BYTES
+                    && bytes + 4 + fresh[end].1.len() <= ROW_BYTES
                 {
-                    bytes += fresh[end].1.len();
+                    bytes += 4 + fresh[end].1.len();
                     end += 1;
                 }
-                let run: Vec<&Bytes> = fresh[at..end].iter().map(|(_, e)| e).collect();
-                entries.insert(fresh[at].0, &Row::encode(&run)[..]).map_err(err)?;
+                let run = &fresh[at..end];
+                if Row::encoded_len(run) <= ROW_BYTES {
+                    // Encoded straight into the database page.
+                    let mut slot = entries.insert_reserve(run[0].0, Row::encoded_len(run)).map_err(err)?;
+                    Row::encode_into(run, slot.as_mut());
+                } else {
+                    let (index, entry) = &run[0];
+                    let len = u32::try_from(entry.len()).map_err(|_| StoreError("an entry of 4 GiB or more".into()))?;
+                    let mut marker = [0u8; 8];
+                    marker[4..].copy_from_slice(&len.to_le_bytes());
+                    entries.insert(*index, &marker[..]).map_err(err)?;
+                    for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
+                        parts.insert((*index, part as u32), bytes).map_err(err)?;
+                    }
+                }
+                written.push((run[0].0, run[0].0 + run.len() as u64));
                 at = end;
             }
             // Advance over the rows that now follow on from the prefix.
-            while let Some((_, end)) = row_span(&entries, contiguous)? {
+            let new_row_end = |i: u64| {
+                let k = written.partition_point(|(start, _)| *start <= i);
+                k.checked_sub(1).map(|k| written[k].1).filter(|end| i < *end)
+            };
+            while let Some(end) = new_row_end(contiguous).or_else(|| row_end(&self.sparse, contiguous)) {
                 contiguous = end;
             }
             if contiguous != committed {
@@ -540,6 +642,8 @@ impl RedbStore {
         }
         tx.commit().map_err(err)?;
         // Only now, so that a failed commit leaves this store as it was.
+        self.sparse.extend(written);
+        self.sparse = self.sparse.split_off(&contiguous);
         self.contiguous.set(contiguous);
         self.committed.set(contiguous);
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -37,6 +37,10 @@ mod model {
     use isocore_node::store::Db;
     use proptest::prelude::*;
 
+    fn entry_len(i: u64) -> usize {
+        if i.is_multiple_of(5) { 20_000 + (i as usize * 7919) % 60_000 } else { (i % 7) as usize }
+    }
+
     /// A batch of entries (a run, scattered indices, or repeats of held ones) and nodes.
     fn batch() -> impl Strategy<Value = WriteBatch> {
         // Runs up to 100 long: those of 64 or more are committed at once, not held back.
@@ -45,7 +49,8 @@ mod model {
         let nodes = proptest::collection::vec(0u64..300, 0..40);
         (prop_oneof![run, scattered], nodes).prop_map(|(indices, nodes)| WriteBatch {
             // Entries are immutable: index i always holds the same bytes, of a length from 0 up.
-            entries: indices.iter().map(|&i| (i, Bytes::from(vec![i as u8; (i % 7) as usize]))).collect(),
+            // Every fifth is 20-80 KB: rows fill and split, and some entries go in parts.
+            entries: indices.iter().map(|&i| (i, Bytes::from(vec![i as u8; entry_len(i)]))).collect(),
             nodes: nodes.iter().map(|&i| (i, Hash([i as u8 ^ 0x5a; 32]))).collect(),
             head: None,
             fork: None,
@@ -71,6 +76,7 @@ mod model {
                     // Reads between writes, through the cached snapshot and row.
                     for i in 0..150 {
                         prop_assert_eq!(store.entry(i).unwrap(), model.entry(i).unwrap(), "entry {}", i);
+                        prop_assert_eq!(store.contains(i).unwrap(), model.contains(i).unwrap(), "contains {}", i);
                     }
                 }
                 store.flush().unwrap();
@@ -82,6 +88,7 @@ mod model {
             prop_assert_eq!(store.contiguous().unwrap(), model.contiguous().unwrap());
             for i in 0..150 {
                 prop_assert_eq!(store.entry(i).unwrap(), model.entry(i).unwrap(), "entry {} after reopening", i);
+                prop_assert_eq!(store.contains(i).unwrap(), model.contains(i).unwrap(), "contains {} after reopening", i);
             }
             for i in 0..320 {
                 prop_assert_eq!(store.node(i).unwrap(), model.node(i).unwrap(), "node {}", i);
@@ -102,4 +109,18 @@ fn a_database_of_the_older_layout_is_refused_with_a_clear_message() {
     }
     let refused = Db::open(&path).err().expect("refused").to_string();
     assert!(refused.contains("older isocore (format 1)"), "{refused}");
+}
+
+#[test]
+fn a_database_of_a_newer_layout_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("format", 99).unwrap();
+        tx.commit().unwrap();
+    }
+    let refused = Db::open(&path).err().expect("refused").to_string();
+    assert!(refused.contains("newer isocore (format 99)"), "{refused}");
 }
