@@ -48,6 +48,64 @@ fn ping_pong(node: &Node, echo: &isocore_host::App, rounds: u64) -> f64 {
     us
 }
 
+/// What spawning many idle processes cost.
+struct Density {
+    spawned: usize,
+    all_s: f64,
+    kib_per_process: f64,
+    maps_per_process: f64,
+    p50_us: f64,
+    p99_us: f64,
+    kill_all_s: f64,
+}
+
+/// Spawns `target` processes of `app` (each runs `init`), measures them, and kills them all
+/// (returning once every one is gone).
+fn spawn_many(node: &Node, app: &isocore_host::App, target: u32) -> Density {
+    let limits = Limits { memory: 4 << 20, mailbox_messages: 16, mailbox_bytes: 4096, handles: 16 };
+    let (rss0, maps0) = (rss_kib(), maps());
+    let t = Instant::now();
+    let mut pids = Vec::with_capacity(target as usize);
+    let mut spawn_lat = Vec::with_capacity(target as usize);
+    for _ in 0..target {
+        let s = Instant::now();
+        match node.spawn_with(app, b"", limits) {
+            Ok(pid) => pids.push(pid),
+            Err(e) => {
+                println!("spawn stopped at {}: {e}", pids.len());
+                break;
+            }
+        }
+        spawn_lat.push(s.elapsed().as_secs_f64() * 1e6);
+    }
+    // Processes start in order, so every one has run `init` once the last has taken a
+    // message out of its mailbox.
+    let last = *pids.last().unwrap();
+    node.send(last, 1, b"ready", None).unwrap();
+    while node.queued(last).is_some_and(|n| n > 0) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let all_s = t.elapsed().as_secs_f64();
+    let spawned = pids.len();
+    let (rss1, maps1) = (rss_kib(), maps());
+    let t = Instant::now();
+    for pid in &pids {
+        node.kill(*pid);
+    }
+    while pids.iter().any(|p| node.queued(*p).is_some()) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Density {
+        spawned,
+        all_s,
+        kib_per_process: (rss1.saturating_sub(rss0)) as f64 / spawned as f64,
+        maps_per_process: (maps1.saturating_sub(maps0)) as f64 / spawned as f64,
+        p50_us: percentile(spawn_lat.clone(), 0.5),
+        p99_us: percentile(spawn_lat, 0.99),
+        kill_all_s: t.elapsed().as_secs_f64(),
+    }
+}
+
 fn main() {
     let map_count = config::read_max_map_count().unwrap_or(65_530);
     let wanted = 100_000u32;
@@ -66,6 +124,7 @@ fn main() {
     })
     .unwrap();
     let echo_bytes = guest("echo");
+    let lean_bytes = guest("lean");
     let hostile_bytes = guest("hostile");
 
     // Install: cold (validate + compile + check) and warm (from this node's artifact cache).
@@ -90,11 +149,14 @@ fn main() {
     let app_kb = hostile_bytes.len() as f64 / 1e3;
 
     let echo = node.load(&echo_bytes).unwrap();
+    let lean = node.load(&lean_bytes).unwrap();
     let hostile = node.load(&hostile_bytes).unwrap();
 
     // Instantiate alone (new store, instance from InstancePre, drop), and host→guest calls.
     let instantiate_us =
         median((0..7).map(|_| node.bench_instantiate(&echo, 2000).as_secs_f64() / 2000.0 * 1e6).collect());
+    let lean_instantiate_us =
+        median((0..7).map(|_| node.bench_instantiate(&lean, 2000).as_secs_f64() / 2000.0 * 1e6).collect());
     let call_ns = median((0..7).map(|_| node.bench_calls(&echo, 100_000).as_secs_f64() / 100_000.0 * 1e9).collect());
 
     // Mailbox round trip between two component processes, on the node's two threads and on
@@ -132,7 +194,8 @@ fn main() {
         }))
     };
 
-    // Kill a runaway: from the kill request to its monitor firing.
+    // Kill a runaway: from the kill request until its monitor wakes the host thread parked
+    // waiting for it.
     let mut kills = Vec::new();
     for _ in 0..200 {
         let (pid, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
@@ -153,51 +216,48 @@ fn main() {
     let instance_maps = (maps().saturating_sub(maps_i0)) as f64 / f64::from(instances);
     drop(held);
 
-    // Density: spawn N idle processes (each initialised), then measure memory.
-    let limits = Limits { memory: 4 << 20, mailbox_messages: 16, mailbox_bytes: 4096, handles: 16 };
-    let (rss0, maps0) = (rss_kib(), maps());
-    let t = Instant::now();
+    // Density: spawn N idle processes (each initialised), then measure memory; echo
+    // processes (which import the process interface), then lean ones.
     // A few slots stay free for the processes the earlier measurements may still be ending.
+    // Each on a node of its own, so that neither finds pages the other left resident.
+    drop(node);
+    let fresh = || {
+        Node::new(NodeConfig {
+            max_processes: density,
+            threads: 2,
+            app_memory: usize::MAX / 2,
+            ..NodeConfig::default()
+        })
+        .unwrap()
+    };
     let target = density.saturating_sub(16);
-    let mut pids = Vec::with_capacity(target as usize);
-    let mut spawn_lat = Vec::with_capacity(target as usize);
-    for _ in 0..target {
-        let s = Instant::now();
-        match node.spawn_with(&echo, b"", limits) {
-            Ok(pid) => pids.push(pid),
-            Err(e) => {
-                println!("spawn stopped at {}: {e}", pids.len());
-                break;
-            }
-        }
-        spawn_lat.push(s.elapsed().as_secs_f64() * 1e6);
-    }
-    // Every process has run `init` once it answers; ask the last one.
-    let inbox = node.inbox(4);
-    node.send(*pids.last().unwrap(), 1, b"ready", Some(inbox.pid())).unwrap();
-    inbox.recv(Duration::from_secs(60)).unwrap();
-    let spawn_all_s = t.elapsed().as_secs_f64();
-    let spawned = pids.len();
-    let rss1 = rss_kib();
-    let kib_per_process = (rss1.saturating_sub(rss0)) as f64 / spawned as f64;
-    let maps_per_process = (maps().saturating_sub(maps0)) as f64 / spawned as f64;
-    let spawn_p50 = percentile(spawn_lat.clone(), 0.5);
-    let spawn_p99 = percentile(spawn_lat, 0.99);
-    let t = Instant::now();
-    for pid in &pids {
-        node.kill(*pid);
-    }
-    let kill_all_s = t.elapsed().as_secs_f64();
+    let lean_density = {
+        let node = fresh();
+        let lean = node.load(&lean_bytes).unwrap();
+        spawn_many(&node, &lean, target)
+    };
+    let echo_density = {
+        let node = fresh();
+        let echo = node.load(&echo_bytes).unwrap();
+        spawn_many(&node, &echo, target)
+    };
 
-    println!("{:<52} {:>12} {:>10}  anchor", "measure", "value", "target");
-    let rows: [(&str, f64, &str, &str); 16] = [
-        ("instantiate a process, InstancePre (us)", instantiate_us, "2", "BEAM spawn 1-3 us"),
-        ("spawn call p50, with registry and task (us)", spawn_p50, "", ""),
-        ("spawn call p99 (us)", spawn_p99, "", ""),
-        ("processes spawned and initialised", spawned as f64, "100000", "BEAM default limit 1048576"),
-        ("  all of them, wall time (s)", spawn_all_s, "1", ""),
-        ("  RSS per idle process (KiB)", kib_per_process, "8", "BEAM 2.6 KB"),
-        ("  memory maps per idle process", maps_per_process, "6", "config::VMAS_PER_PROCESS"),
+    let (e, l) = (&echo_density, &lean_density);
+    println!("{:<56} {:>12} {:>10}  anchor", "measure", "value", "target");
+    let rows: [(&str, f64, &str, &str); 23] = [
+        ("instantiate a lean process, InstancePre (us)", lean_instantiate_us, "2", "BEAM spawn 1-3 us"),
+        ("instantiate an echo process (3 core modules) (us)", instantiate_us, "", ""),
+        ("lean processes spawned and initialised", l.spawned as f64, "100000", "BEAM default limit 1048576"),
+        ("  all of them, wall time (s)", l.all_s, "1", ""),
+        ("  RSS per idle process (KiB)", l.kib_per_process, "8", "BEAM 2.6 KB"),
+        ("  spawn call p50, with registry and task (us)", l.p50_us, "", ""),
+        ("  spawn call p99 (us)", l.p99_us, "", ""),
+        ("echo processes spawned and initialised", e.spawned as f64, "", ""),
+        ("  all of them, wall time (s)", e.all_s, "", ""),
+        ("  RSS per idle process (KiB)", e.kib_per_process, "", ""),
+        ("  memory maps per idle process", e.maps_per_process, "6", "config::VMAS_PER_PROCESS"),
+        ("  spawn call p50 (us)", e.p50_us, "", ""),
+        ("  spawn call p99 (us)", e.p99_us, "", ""),
         ("  RSS per bare instance, no task, never run (KiB)", instance_kib, "", ""),
         ("  memory maps per bare instance", instance_maps, "", ""),
         ("mailbox round trip, two processes, 1 thread (us)", rtt_one_thread_us, "1.5", "BEAM send 0.8 us one way"),
@@ -207,16 +267,28 @@ fn main() {
         ("kill a runaway p50 (us)", kill_p50, "", ""),
         ("kill a runaway p99 (us)", kill_p99, "50", ""),
         ("cold install, validate + compile (ms)", cold_ms, "150", "for 100 KB"),
+        ("warm start from the artifact cache (ms)", warm_ms, "1", ""),
     ];
     for (name, value, target, anchor) in rows {
-        println!("{name:<52} {value:>12.2} {target:>10}  {anchor}");
+        println!("{name:<56} {value:>12.3} {target:>10}  {anchor}");
     }
-    println!("{:<52} {warm_ms:>12.3} {:>10}", "warm start from the artifact cache (ms)", "1");
     println!(
-        "install measured on the {app_kb:.1} KB hostile guest; vm.max_map_count = {map_count}; kill all {spawned}: {kill_all_s:.2} s"
+        "install measured on the {app_kb:.1} KB hostile guest; vm.max_map_count = {map_count}; kill all {}: {:.2} s (echo), {:.2} s (lean)",
+        e.spawned, e.kill_all_s, l.kill_all_s
     );
     println!(
-        "{{\"instantiate_us\":{instantiate_us:.2},\"spawn_p50_us\":{spawn_p50:.2},\"spawn_p99_us\":{spawn_p99:.2},\"processes\":{spawned},\"spawn_all_s\":{spawn_all_s:.3},\"rss_kib_per_process\":{kib_per_process:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"maps_per_process\":{maps_per_process:.2},\"maps_per_instance\":{instance_maps:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
+        "{{\"instantiate_lean_us\":{lean_instantiate_us:.2},\"instantiate_us\":{instantiate_us:.2},\"lean_processes\":{},\"lean_spawn_all_s\":{:.3},\"lean_rss_kib_per_process\":{:.2},\"lean_spawn_p50_us\":{:.2},\"lean_spawn_p99_us\":{:.2},\"processes\":{},\"spawn_all_s\":{:.3},\"rss_kib_per_process\":{:.2},\"maps_per_process\":{:.2},\"spawn_p50_us\":{:.2},\"spawn_p99_us\":{:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"maps_per_instance\":{instance_maps:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
+        l.spawned,
+        l.all_s,
+        l.kib_per_process,
+        l.p50_us,
+        l.p99_us,
+        e.spawned,
+        e.all_s,
+        e.kib_per_process,
+        e.maps_per_process,
+        e.p50_us,
+        e.p99_us,
         rtt_one_thread_us / smol_rtt_us
     );
 }

@@ -4,7 +4,7 @@
 use crate::process::Limits;
 use std::time::Duration;
 
-/// Memory maps one process may need. An idle process of the guests here takes 3.6 to 4
+/// Memory maps one process may need. An idle process of the guests here takes 2
 /// (`cargo bench -p isocore-host` counts them); a running one also holds an async stack and
 /// its guard. Linux's `vm.max_map_count`, not RAM, is what runs out first.
 pub const VMAS_PER_PROCESS: u64 = 6;

@@ -8,13 +8,16 @@ use crate::Pid;
 use crate::process::ExitReason;
 use event_listener::Event;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The sender of a message: its pid, and its mailbox for the reply handle (carried, so that
+/// delivering a message never looks the sender up in the node's registry).
+pub(crate) type From = Option<(Pid, Arc<Mailbox>)>;
+
 /// One queued item.
-#[derive(Debug)]
 pub(crate) enum Item {
-    Message { tag: u64, body: Vec<u8>, from: Option<Pid> },
+    Message { tag: u64, body: Vec<u8>, from: From },
     Exit { pid: Pid, reason: ExitReason },
     Down { reference: u64, pid: Pid, reason: ExitReason },
 }
@@ -52,7 +55,7 @@ impl Mailbox {
         }
     }
 
-    pub(crate) fn send(&self, tag: u64, body: Vec<u8>, from: Option<Pid>) -> Result<(), SendError> {
+    pub(crate) fn send(&self, tag: u64, body: Vec<u8>, from: From) -> Result<(), SendError> {
         let mut q = self.queue.lock().expect("mailbox lock");
         if q.closed {
             return Err(SendError::Gone);
@@ -78,9 +81,16 @@ impl Mailbox {
         }
     }
 
-    /// Refuses further sends and wakes the owner (which is exiting).
+    /// Refuses further sends, drops what is queued (nobody will read it, and a queued
+    /// message holds its sender's mailbox) and wakes the owner (which is exiting).
     pub(crate) fn close(&self) {
-        self.queue.lock().expect("mailbox lock").closed = true;
+        let items = {
+            let mut q = self.queue.lock().expect("mailbox lock");
+            q.closed = true;
+            (q.bytes, q.messages) = (0, 0);
+            core::mem::take(&mut q.items)
+        };
+        drop(items);
         self.changed.notify(usize::MAX);
     }
 
@@ -152,5 +162,25 @@ impl Mailbox {
 
     pub(crate) fn len(&self) -> usize {
         self.queue.lock().expect("mailbox lock").items.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_drops_what_is_queued_and_the_senders_it_holds() {
+        let (a, b) = (Arc::new(Mailbox::new(4, 64)), Arc::new(Mailbox::new(4, 64)));
+        // Each holds a message from the other: a cycle until one closes.
+        a.send(1, b"to a".to_vec(), Some((2, b.clone()))).unwrap();
+        b.send(1, b"to b".to_vec(), Some((1, a.clone()))).unwrap();
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
+        a.close();
+        assert_eq!(a.len(), 0);
+        assert_eq!(Arc::strong_count(&b), 1, "a's queue no longer holds b");
+        assert_eq!(a.send(1, Vec::new(), None), Err(SendError::Gone));
+        // b still holds its message, and with it a.
+        assert_eq!((b.len(), Arc::strong_count(&a)), (1, 2));
     }
 }

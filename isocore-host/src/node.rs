@@ -266,7 +266,7 @@ impl Inbox {
     /// The next message, waiting up to `timeout` (or for ever).
     pub async fn recv_async(&self, timeout: Option<Duration>) -> Option<Received> {
         match self.mailbox.receive(None, timeout, || false).await? {
-            Item::Message { tag, body, from } => Some(Received { tag, body, from }),
+            Item::Message { tag, body, from } => Some(Received { tag, body, from: from.map(|(pid, _)| pid) }),
             _ => None,
         }
     }
@@ -308,13 +308,18 @@ fn engine_config(config: &NodeConfig) -> Config {
     // Calls are about 4 times cheaper without the structures for component-model async.
     c.concurrency_support(false);
     c.epoch_interruption(true);
+    // A guest's data is a few KiB: copied into a fresh slot it costs less than mapping an
+    // image, and leaves one memory map fewer per process.
+    c.memory_init_cow(false);
     c.max_wasm_stack(config.max_wasm_stack);
     c.async_stack_size(config.max_wasm_stack + (64 << 10));
     // Small reservations with explicit bounds checks: 4 GiB per memory would not fit
     // 100 000 processes in a 47-bit address space.
     let memory = config.limits.memory.next_multiple_of(64 << 10);
     c.memory_reservation(memory as u64).memory_guard_size(64 << 10).memory_reservation_for_growth(0);
-    let n = config.max_processes;
+    // A slot per process, and one per executor thread: an exited process is reported before
+    // its slot is reset, and each thread may be resetting one.
+    let n = config.max_processes.saturating_add(config.threads.max(1) as u32);
     let mut p = PoolingAllocationConfig::new();
     p.total_component_instances(n)
         .total_core_instances(n.saturating_mul(4))
@@ -529,8 +534,12 @@ impl Node {
 
     /// Sends a message from the host, optionally with a reply handle to `reply`.
     pub fn send(&self, to: Pid, tag: u64, body: &[u8], reply: Option<Pid>) -> Result<(), SendError> {
-        let mailbox = self.shared.registry.lock().expect("registry").get(&to).map(|e| e.mailbox.clone());
-        mailbox.ok_or(SendError::Gone)?.send(tag, body.to_vec(), reply)
+        let (mailbox, from) = {
+            let reg = self.shared.registry.lock().expect("registry");
+            let mailbox_of = |pid: &Pid| reg.get(pid).map(|e| e.mailbox.clone());
+            (mailbox_of(&to), reply.map(|pid| (pid, mailbox_of(&pid).unwrap_or_else(closed_mailbox))))
+        };
+        mailbox.ok_or(SendError::Gone)?.send(tag, body.to_vec(), from)
     }
 
     /// A host inbox with its own pid.
@@ -758,7 +767,8 @@ fn spawn(
     shared
         .executor
         .spawn(async move {
-            let body = AssertUnwindSafe(run(store, actor, init)).catch_unwind();
+            let mut store = store;
+            let body = AssertUnwindSafe(run(&mut store, actor, init)).catch_unwind();
             let reason = match body.await {
                 Ok(reason) => reason,
                 Err(panic) => {
@@ -770,17 +780,19 @@ fn spawn(
                     ExitReason::Crashed(format!("host panic: {what}"))
                 }
             };
+            // Links and monitors first; resetting the slot can wait until they are told.
             finish(&s, pid, reason);
+            drop(store);
         })
         .detach();
     Ok(pid)
 }
 
-async fn run(mut store: Store<ProcState>, actor: bindings::Actor, init: Vec<u8>) -> ExitReason {
-    match actor.call_init(&mut store, &init).await {
+async fn run(store: &mut Store<ProcState>, actor: bindings::Actor, init: Vec<u8>) -> ExitReason {
+    match actor.call_init(&mut *store, &init).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return ExitReason::Normal,
-        Err(e) => return classify(&store, e),
+        Err(e) => return classify(store, e),
     }
     let (mailbox, kill) = (store.data().mailbox.clone(), store.data().kill.clone());
     loop {
@@ -788,8 +800,8 @@ async fn run(mut store: Store<ProcState>, actor: bindings::Actor, init: Vec<u8>)
             return kill.reason();
         };
         let signal = store.data_mut().signal_of(item);
-        if let Err(e) = actor.call_handle(&mut store, &signal).await {
-            return classify(&store, e);
+        if let Err(e) = actor.call_handle(&mut *store, &signal).await {
+            return classify(store, e);
         }
     }
 }
@@ -881,10 +893,8 @@ impl ProcState {
     fn signal_of(&mut self, item: Item) -> wit::Signal {
         match item {
             Item::Message { tag, body, from } => {
-                let reply = from.and_then(|pid| {
-                    let r = self.handle_to(pid);
-                    self.table.push(r).ok()
-                });
+                let reply =
+                    from.and_then(|(pid, mailbox)| self.table.push(ProcessRef { pid, full: false, mailbox }).ok());
                 wit::Signal::Message(wit::Message { tag, body, reply })
             }
             Item::Exit { pid, reason } => wit::Signal::Exit((pid, wit_reason(reason))),
@@ -934,8 +944,8 @@ impl wit::HostProcess for ProcState {
         tag: u64,
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let pid = self.pid;
-        Ok(self.target(&handle)?.mailbox.send(tag, body, Some(pid)).map_err(send_error))
+        let from = Some((self.pid, self.mailbox.clone()));
+        Ok(self.target(&handle)?.mailbox.send(tag, body, from).map_err(send_error))
     }
 
     fn link(&mut self, handle: Resource<ProcessRef>) -> wasmtime::Result<Result<(), wit::Error>> {
