@@ -97,30 +97,27 @@ mod model {
     }
 }
 
-#[test]
-fn a_database_of_the_older_layout_is_refused_with_a_clear_message() {
+/// Why a database that `write` leaves behind is refused.
+fn refusal(write: impl FnOnce(&redb::WriteTransaction)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     {
         let db = redb::Database::create(&path).unwrap();
         let tx = db.begin_write().unwrap();
-        tx.open_table(redb::TableDefinition::<u64, &[u8]>::new("entries-00")).unwrap();
+        write(&tx);
         tx.commit().unwrap();
     }
-    let refused = Db::open(&path).err().expect("refused").to_string();
-    assert!(refused.contains("older isocore (format 1)"), "{refused}");
+    Db::open(&path).err().expect("refused").to_string()
 }
 
 #[test]
-fn a_database_of_a_newer_layout_is_refused_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.redb");
-    {
-        let db = redb::Database::create(&path).unwrap();
-        let tx = db.begin_write().unwrap();
+fn a_database_of_an_older_or_newer_layout_is_refused_with_a_clear_message() {
+    let older = refusal(|tx| {
+        tx.open_table(redb::TableDefinition::<u64, &[u8]>::new("entries-00")).unwrap();
+    });
+    assert!(older.contains("older isocore (format 1)"), "{older}");
+    let newer = refusal(|tx| {
         tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("format", 99).unwrap();
-        tx.commit().unwrap();
-    }
-    let refused = Db::open(&path).err().expect("refused").to_string();
-    assert!(refused.contains("newer isocore (format 99)"), "{refused}");
+    });
+    assert!(newer.contains("newer isocore (format 99)"), "{newer}");
 }
