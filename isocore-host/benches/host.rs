@@ -106,7 +106,46 @@ fn spawn_many(node: &Node, app: &isocore_host::App, target: u32) -> Density {
     }
 }
 
+/// Runs [`spawn_many`] for guest `name` in a fresh copy of this benchmark.
+fn density_in_child(name: &str, density: u32) -> Density {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("ISOCORE_BENCH_DENSITY", format!("{name} {density}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("density ")).unwrap_or_else(|| panic!("no result: {text}"));
+    let v: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+    Density {
+        spawned: v[0] as usize,
+        all_s: v[1],
+        kib_per_process: v[2],
+        maps_per_process: v[3],
+        p50_us: v[4],
+        p99_us: v[5],
+        kill_all_s: v[6],
+    }
+}
+
 fn main() {
+    if let Ok(job) = std::env::var("ISOCORE_BENCH_DENSITY") {
+        let (name, density) = job.split_once(' ').unwrap();
+        let density: u32 = density.parse().unwrap();
+        let node = Node::new(NodeConfig {
+            max_processes: density,
+            threads: 2,
+            app_memory: usize::MAX / 2,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let app = node.load(&guest(name)).unwrap();
+        // A few slots stay free, as in the parent.
+        let d = spawn_many(&node, &app, density.saturating_sub(16));
+        println!(
+            "density {} {} {} {} {} {} {}",
+            d.spawned, d.all_s, d.kib_per_process, d.maps_per_process, d.p50_us, d.p99_us, d.kill_all_s
+        );
+        return;
+    }
     let map_count = config::read_max_map_count().unwrap_or(65_530);
     let wanted = 100_000u32;
     let density = match check_density(wanted, Some(map_count)) {
@@ -216,31 +255,12 @@ fn main() {
     let instance_maps = (maps().saturating_sub(maps_i0)) as f64 / f64::from(instances);
     drop(held);
 
-    // Density: spawn N idle processes (each initialised), then measure memory; echo
-    // processes (which import the process interface), then lean ones.
-    // A few slots stay free for the processes the earlier measurements may still be ending.
-    // Each on a node of its own, so that neither finds pages the other left resident.
+    // Density: spawn N idle processes (each initialised) and measure memory, echo processes
+    // (which import the process interface) and lean ones, each in a process of its own so
+    // that neither reuses memory the other's node or heap left behind.
     drop(node);
-    let fresh = || {
-        Node::new(NodeConfig {
-            max_processes: density,
-            threads: 2,
-            app_memory: usize::MAX / 2,
-            ..NodeConfig::default()
-        })
-        .unwrap()
-    };
-    let target = density.saturating_sub(16);
-    let lean_density = {
-        let node = fresh();
-        let lean = node.load(&lean_bytes).unwrap();
-        spawn_many(&node, &lean, target)
-    };
-    let echo_density = {
-        let node = fresh();
-        let echo = node.load(&echo_bytes).unwrap();
-        spawn_many(&node, &echo, target)
-    };
+    let echo_density = density_in_child("echo", density);
+    let lean_density = density_in_child("lean", density);
 
     let (e, l) = (&echo_density, &lean_density);
     println!("{:<56} {:>12} {:>10}  anchor", "measure", "value", "target");

@@ -129,7 +129,8 @@ impl Mailbox {
             if let Some(item) = self.take(tags) {
                 return Some(item);
             }
-            let listener = self.changed.listen();
+            // On the stack: a wait allocates nothing.
+            event_listener::listener!(self.changed => listener);
             // Re-check after registering, so a send between the check and `listen` is not lost.
             if stop() {
                 return None;

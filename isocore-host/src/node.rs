@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, HasSelf, InstancePre, Linker, Resource, ResourceTable, TypedFunc,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
 };
@@ -82,6 +84,54 @@ struct Entry {
     watchers: Vec<(u64, Watcher)>,
 }
 
+/// An app's component, ready to instantiate, with its two exports found and type-checked once.
+struct ActorPre {
+    pre: InstancePre<ProcState>,
+    init: ComponentExportIndex,
+    handle: ComponentExportIndex,
+}
+
+/// One process's instance: its exports, called without checking their types again.
+struct Actor {
+    init: Func,
+    handle: Func,
+}
+
+impl ActorPre {
+    fn new(pre: InstancePre<ProcState>) -> Result<Self, HostError> {
+        // The generated bindings check both exports against the `actor` world here.
+        bindings::ActorPre::new(pre.clone()).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
+        let index = |name: &str| {
+            pre.component()
+                .get_export_index(None, name)
+                .ok_or_else(|| HostError::WrongWorld(format!("no export `{name}`")))
+        };
+        Ok(ActorPre { init: index("init")?, handle: index("handle")?, pre })
+    }
+
+    async fn instantiate(&self, store: &mut Store<ProcState>) -> wasmtime::Result<Actor> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let func = |store: &mut Store<ProcState>, index| {
+            instance.get_func(store, index).ok_or_else(|| wasmtime::format_err!("an export is missing"))
+        };
+        Ok(Actor { init: func(store, &self.init)?, handle: func(store, &self.handle)? })
+    }
+}
+
+impl Actor {
+    async fn init(&self, store: &mut Store<ProcState>, args: &[u8]) -> wasmtime::Result<Result<(), String>> {
+        // SAFETY: `ActorPre::new` checked this export's type against exactly this signature.
+        let f = unsafe { TypedFunc::<(&[u8],), (Result<(), String>,)>::new_unchecked(self.init) };
+        Ok(f.call_async(store, (args,)).await?.0)
+    }
+
+    async fn handle(&self, store: &mut Store<ProcState>, signal: &wit::Signal) -> wasmtime::Result<()> {
+        // SAFETY: as for `init`.
+        let f = unsafe { TypedFunc::<(&wit::Signal,), ()>::new_unchecked(self.handle) };
+        f.call_async(store, (signal,)).await
+    }
+}
+
 /// The memory one app's processes may use together.
 #[derive(Debug)]
 struct AppBudget {
@@ -90,7 +140,7 @@ struct AppBudget {
 }
 
 struct AppInner {
-    pre: bindings::ActorPre<ProcState>,
+    pre: ActorPre,
     digest: [u8; 32],
     imports: Vec<String>,
     budget: AppBudget,
@@ -444,7 +494,7 @@ impl Node {
             imports.push(name.to_string());
         }
         let pre = self.shared.linker.instantiate_pre(&component).map_err(|e| HostError::Invalid(format!("{e:#}")))?;
-        let pre = bindings::ActorPre::new(pre).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
+        let pre = ActorPre::new(pre)?;
         let max = self.shared.config.app_memory;
         Ok(App {
             inner: Arc::new(AppInner {
@@ -587,7 +637,7 @@ impl Node {
         let t = Instant::now();
         for _ in 0..n {
             let mut store = self.bench_store(app);
-            let actor = smol::block_on(app.inner.pre.instantiate_async(&mut store)).expect("instantiate");
+            let actor = smol::block_on(app.inner.pre.instantiate(&mut store)).expect("instantiate");
             drop((actor, store));
         }
         t.elapsed()
@@ -600,7 +650,7 @@ impl Node {
         let held: Vec<_> = (0..n)
             .map(|_| {
                 let mut store = self.bench_store(app);
-                let actor = smol::block_on(app.inner.pre.instantiate_async(&mut store)).expect("instantiate");
+                let actor = smol::block_on(app.inner.pre.instantiate(&mut store)).expect("instantiate");
                 (store, actor)
             })
             .collect();
@@ -612,12 +662,12 @@ impl Node {
     pub fn bench_calls(&self, app: &App, n: u32) -> Duration {
         let mut store = self.bench_store(app);
         smol::block_on(async {
-            let actor = app.inner.pre.instantiate_async(&mut store).await.expect("instantiate");
-            actor.call_init(&mut store, &[]).await.expect("init").expect("init ok");
+            let actor = app.inner.pre.instantiate(&mut store).await.expect("instantiate");
+            actor.init(&mut store, &[]).await.expect("init").expect("init ok");
             let signal = wit::Signal::Timeout;
             let t = Instant::now();
             for _ in 0..n {
-                actor.call_handle(&mut store, &signal).await.expect("handle");
+                actor.handle(&mut store, &signal).await.expect("handle");
             }
             t.elapsed()
         })
@@ -749,7 +799,7 @@ fn spawn(
     }
     // Instantiation runs no guest code (components have no start function), so it is done
     // here, and a full pool is the caller's error rather than a crash later.
-    let actor = match smol::block_on(app.inner.pre.instantiate_async(&mut store)) {
+    let actor = match smol::block_on(app.inner.pre.instantiate(&mut store)) {
         Ok(a) => a,
         Err(e) => {
             shared.registry.lock().expect("registry").remove(&pid);
@@ -788,8 +838,8 @@ fn spawn(
     Ok(pid)
 }
 
-async fn run(store: &mut Store<ProcState>, actor: bindings::Actor, init: Vec<u8>) -> ExitReason {
-    match actor.call_init(&mut *store, &init).await {
+async fn run(store: &mut Store<ProcState>, actor: Actor, init: Vec<u8>) -> ExitReason {
+    match actor.init(&mut *store, &init).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return ExitReason::Normal,
         Err(e) => return classify(store, e),
@@ -800,7 +850,7 @@ async fn run(store: &mut Store<ProcState>, actor: bindings::Actor, init: Vec<u8>
             return kill.reason();
         };
         let signal = store.data_mut().signal_of(item);
-        if let Err(e) = actor.call_handle(&mut *store, &signal).await {
+        if let Err(e) = actor.handle(&mut *store, &signal).await {
             return classify(store, e);
         }
     }

@@ -137,7 +137,7 @@ fn main() {
 
     // Full downloads over TCP.
     let (small_download, small_reader_disk) = download(&root, &small_dir, &small_key, 100_000, "small");
-    let (large_download, _) = download(&root, &large_dir, &large_key, 2000, "large");
+    let (large_download, large_reader_disk) = download(&root, &large_dir, &large_key, 2000, "large");
 
     // Live latency: append call -> entry verified and stored at a directly connected reader.
     let live_dir = root.join("live");
@@ -194,8 +194,9 @@ fn main() {
     );
     println!("peak RSS (whole process, all nodes):  {rss:>12.1} MB");
     println!("bytes on disk, 100k x 64 B writer:    {small_disk:>12}  reader: {small_reader_disk}");
+    println!("bytes on disk, 2000 x 64 KiB reader:  {large_reader_disk:>12}  (entries: {})", 2000 * 65536);
     println!(
-        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_batch1000_nofsync_per_s\":{batch_nofsync_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk}}}",
+        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_batch1000_nofsync_per_s\":{batch_nofsync_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk},\"disk_bytes_large_reader\":{large_reader_disk}}}",
         singles[0],
         singles[1],
         large_download * 65536.0 / 1e6,
