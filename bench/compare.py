@@ -73,6 +73,8 @@ def main():
         ("peak RSS, whole process (MB)", ours["peak_rss_mb"], theirs["peak_rss_mb"], False),
         ("disk, 100k x 64 B writer (bytes)", ours["disk_bytes_small_writer"],
          theirs["replicate_small"].get("writer_disk_bytes_after_close", 0), False),
+        ("disk, 2000 x 64 KiB reader (bytes)", ours["disk_bytes_large_reader"],
+         theirs["replicate_large"].get("reader_disk_bytes_after_close", 0), False),
     ]
     print(f"{'workload':<50} {'isocore':>14} {'hypercore':>14} {'advantage':>10}")
     table = []
