@@ -112,6 +112,7 @@ fn density_in_child(name: &str, density: u32) -> Density {
         .env("ISOCORE_BENCH_DENSITY", format!("{name} {density}"))
         .output()
         .unwrap();
+    assert!(out.status.success(), "density run for {name} failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find_map(|l| l.strip_prefix("density ")).unwrap_or_else(|| panic!("no result: {text}"));
     let v: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();

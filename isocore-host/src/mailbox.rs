@@ -13,11 +13,11 @@ use std::time::Duration;
 
 /// The sender of a message: its pid, and its mailbox for the reply handle (carried, so that
 /// delivering a message never looks the sender up in the node's registry).
-pub(crate) type From = Option<(Pid, Arc<Mailbox>)>;
+pub(crate) type Sender = Option<(Pid, Arc<Mailbox>)>;
 
 /// One queued item.
 pub(crate) enum Item {
-    Message { tag: u64, body: Vec<u8>, from: From },
+    Message { tag: u64, body: Vec<u8>, from: Sender },
     Exit { pid: Pid, reason: ExitReason },
     Down { reference: u64, pid: Pid, reason: ExitReason },
 }
@@ -55,7 +55,7 @@ impl Mailbox {
         }
     }
 
-    pub(crate) fn send(&self, tag: u64, body: Vec<u8>, from: From) -> Result<(), SendError> {
+    pub(crate) fn send(&self, tag: u64, body: Vec<u8>, from: Sender) -> Result<(), SendError> {
         let mut q = self.queue.lock().expect("mailbox lock");
         if q.closed {
             return Err(SendError::Gone);

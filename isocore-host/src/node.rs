@@ -236,9 +236,16 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+impl Limiter {
+    /// Gives the process's memory back to its app's budget.
+    fn release(&mut self) {
+        self.app.budget.used.fetch_sub(core::mem::take(&mut self.held), Ordering::AcqRel);
+    }
+}
+
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.app.budget.used.fetch_sub(self.held, Ordering::AcqRel);
+        self.release();
     }
 }
 
@@ -830,7 +837,10 @@ fn spawn(
                     ExitReason::Crashed(format!("host panic: {what}"))
                 }
             };
-            // Links and monitors first; resetting the slot can wait until they are told.
+            // Links and monitors first; resetting the slot can wait until they are told. Its
+            // memory is given back to the app's budget before, so that a supervisor told of
+            // the exit can restart the process at once.
+            store.data_mut().limiter.release();
             finish(&s, pid, reason);
             drop(store);
         })

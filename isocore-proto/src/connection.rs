@@ -680,6 +680,11 @@ impl Connection {
             } else {
                 self.reassembly.extend_from_slice(body);
                 self.reassembled_len = self.reassembly.len();
+                // Entries are slices of the message and keep its whole buffer alive: no more
+                // than twice what it holds.
+                if self.reassembly.capacity() > 2 * self.reassembly.len() {
+                    self.reassembly.shrink_to_fit();
+                }
                 let message = Bytes::from(core::mem::take(&mut self.reassembly));
                 self.handle_message(&message)?;
             }

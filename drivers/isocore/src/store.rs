@@ -7,7 +7,7 @@ use bytes::Bytes;
 use isocore_log::{FeedKey, ForkProof, Hash, SignedHead, Storage, StoreError, WriteBatch};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +121,7 @@ impl Db {
             snapshot: RefCell::new(None),
             row: RefCell::new(None),
             sparse: BTreeMap::new(),
+            damaged: BTreeSet::new(),
         };
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
@@ -130,11 +131,20 @@ impl Db {
         let contiguous = tx.open_table(CONTIGUOUS).map_err(err)?.get(&id).map_err(err)?.map_or(0, |v| v.value());
         for row in tx.open_table(entries_table(&store.entries)).map_err(err)?.range(contiguous..).map_err(err)? {
             let (start, value) = row.map_err(err)?;
-            let end = start.value() + Row::count(value.value())?;
-            if store.sparse.last_key_value().is_some_and(|(_, e)| *e > start.value()) {
-                return Err(corrupt("entry row"));
+            let start = start.value();
+            let end = Row::count(value.value()).ok().and_then(|n| start.checked_add(n));
+            // A damaged row is left out: its entries count as missing, are fetched again, and
+            // the row is removed when they are written. The rest of the feed (and the node)
+            // stays usable.
+            match end {
+                Some(end) if store.sparse.last_key_value().is_none_or(|(_, e)| *e <= start) => {
+                    store.sparse.insert(start, end);
+                }
+                _ => {
+                    tracing::warn!(feed = %hex::encode(id), start, "a damaged entry row is ignored");
+                    store.damaged.insert(start);
+                }
             }
-            store.sparse.insert(start.value(), end);
         }
         tx.commit().map_err(err)?;
         store.contiguous.set(contiguous);
@@ -222,6 +232,8 @@ pub struct RedbStore {
     /// Rows past the committed prefix (a sparse download), first index → one past the last:
     /// read once at open and kept in memory, so that no write reads a row back.
     sparse: BTreeMap<u64, u64>,
+    /// Keys of damaged rows past the prefix, ignored at open until rewritten.
+    damaged: BTreeSet<u64>,
 }
 
 /// Batches most held back before they are committed.
@@ -377,7 +389,8 @@ fn row_at(
     let Some(found) = rows.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
     let (start, value) = found.map_err(err)?;
     let (start, value) = (start.value(), value.value());
-    if index >= start + Row::count(value)? {
+    let end = start.checked_add(Row::count(value)?).ok_or(corrupt("entry row"))?;
+    if index >= end {
         return Ok(None);
     }
     if u32::from_le_bytes(value[..4].try_into().expect("4 bytes")) != 0 {
@@ -601,7 +614,12 @@ impl RedbStore {
                         parts.insert((*index, part as u32), bytes).map_err(err)?;
                     }
                 }
-                written.push((run[0].0, run[0].0 + run.len() as u64));
+                let span = (run[0].0, run[0].0 + run.len() as u64);
+                // A damaged row keyed inside this run would shadow it.
+                for k in self.damaged.range(span.0 + 1..span.1) {
+                    entries.remove(*k).map_err(err)?;
+                }
+                written.push(span);
                 at = end;
             }
             // Advance over the rows that now follow on from the prefix.
@@ -642,6 +660,12 @@ impl RedbStore {
         }
         tx.commit().map_err(err)?;
         // Only now, so that a failed commit leaves this store as it was.
+        for (start, end) in &written {
+            let gone: Vec<u64> = self.damaged.range(start..end).copied().collect();
+            for k in gone {
+                self.damaged.remove(&k);
+            }
+        }
         self.sparse.extend(written);
         self.sparse = self.sparse.split_off(&contiguous);
         self.contiguous.set(contiguous);

@@ -121,3 +121,52 @@ fn a_database_of_an_older_or_newer_layout_is_refused_with_a_clear_message() {
     });
     assert!(newer.contains("newer isocore (format 99)"), "{newer}");
 }
+
+#[test]
+fn a_damaged_row_past_the_prefix_is_left_out_and_written_over_when_fetched_again() {
+    use bytes::Bytes;
+    use isocore_log::{Storage, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let key = FeedKey::standalone(SigningKey::from_bytes(&[7; 32]).verifying_key());
+    let batch = |indices: std::ops::Range<u64>| WriteBatch {
+        entries: indices.map(|i| (i, Bytes::from(vec![i as u8; 100]))).collect(),
+        ..WriteBatch::default()
+    };
+    {
+        let db = Db::open(&path).unwrap();
+        let mut store = db.feed(&key, false).unwrap();
+        // Rows of their own: each batch is committed before the next.
+        for range in [0..5, 10..15, 15..25] {
+            store.apply(batch(range)).unwrap();
+            store.flush().unwrap();
+        }
+    }
+    {
+        // Damage the row holding entries 10..15.
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let rows = format!("rows-{}", hex::encode(key.discovery_key()));
+        tx.open_table(redb::TableDefinition::<u64, &[u8]>::new(&rows)).unwrap().insert(10, &[1u8, 2, 3][..]).unwrap();
+        tx.commit().unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    let mut store = db.feed(&key, false).unwrap();
+    assert_eq!(store.contiguous().unwrap(), 5);
+    assert!(!store.contains(12).unwrap(), "a damaged row holds nothing");
+    assert!(store.contains(22).unwrap(), "the rows after it are still held");
+    assert_eq!(store.entry(22).unwrap(), Some(Bytes::from(vec![22u8; 100])));
+    // Fetched again from 5: one new row from 5 to 15, which the damaged row at 10 must not
+    // shadow, after reopening too.
+    store.apply(batch(5..15)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.contiguous().unwrap(), 25);
+    drop(store);
+    let store = db.feed(&key, false).unwrap();
+    assert_eq!(store.contiguous().unwrap(), 25);
+    // First, so that no row read before answers it.
+    assert_eq!(store.entry(12).unwrap(), Some(Bytes::from(vec![12u8; 100])));
+    for i in 0..25 {
+        assert_eq!(store.entry(i).unwrap(), Some(Bytes::from(vec![i as u8; 100])), "entry {i}");
+    }
+}
