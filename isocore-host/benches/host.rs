@@ -127,17 +127,16 @@ fn density_in_child(name: &str, density: u32) -> Density {
     }
 }
 
+/// A node of `max_processes` slots on two threads, with no app budget to speak of.
+fn bench_node(max_processes: u32) -> Node {
+    Node::new(NodeConfig { max_processes, threads: 2, app_memory: usize::MAX / 2, ..NodeConfig::default() }).unwrap()
+}
+
 fn main() {
     if let Ok(job) = std::env::var("ISOCORE_BENCH_DENSITY") {
         let (name, density) = job.split_once(' ').unwrap();
         let density: u32 = density.parse().unwrap();
-        let node = Node::new(NodeConfig {
-            max_processes: density,
-            threads: 2,
-            app_memory: usize::MAX / 2,
-            ..NodeConfig::default()
-        })
-        .unwrap();
+        let node = bench_node(density);
         let app = node.load(&guest(name)).unwrap();
         // A few slots stay free, as in the parent.
         let d = spawn_many(&node, &app, density.saturating_sub(16));
@@ -156,13 +155,7 @@ fn main() {
             e.reachable.min(wanted)
         }
     };
-    let node = Node::new(NodeConfig {
-        max_processes: density,
-        threads: 2,
-        app_memory: usize::MAX / 2,
-        ..NodeConfig::default()
-    })
-    .unwrap();
+    let node = bench_node(density);
     let echo_bytes = guest("echo");
     let lean_bytes = guest("lean");
     let hostile_bytes = guest("hostile");
