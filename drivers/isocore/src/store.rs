@@ -296,11 +296,8 @@ impl Row {
         Some(self.bytes.slice(base + from..base + end_at(k)))
     }
 
-    fn encoded_len(entries: &[(u64, Bytes)]) -> usize {
-        4 + 4 * entries.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>()
-    }
-
-    /// Writes the row of `entries` into `out`, which is [`Row::encoded_len`] long.
+    /// Writes the row of `entries` into `out`, which is exactly as long as the row: 4 bytes,
+    /// 4 more per entry, and the entries.
     fn encode_into(entries: &[(u64, Bytes)], out: &mut [u8]) {
         out[..4].copy_from_slice(&(entries.len() as u32).to_le_bytes());
         let mut end = 0u32;
@@ -573,8 +570,8 @@ impl RedbStore {
         // Rows are written from the committed prefix on: held-back entries are not in it.
         let committed = self.committed.get();
         let mut contiguous = committed;
-        // Rows this commit writes (first index, one past the last), in order.
-        let mut written: Vec<(u64, u64)> = Vec::new();
+        // Rows this commit writes: first index → one past the last.
+        let mut written = BTreeMap::new();
         {
             let mut entries = tx.open_table(entries_table(&self.entries)).map_err(err)?;
             // Entries held neither in the prefix nor in a sparse row, in order.
@@ -591,6 +588,7 @@ impl RedbStore {
             let mut at = 0;
             while at < fresh.len() {
                 let mut end = at + 1;
+                // The run's row, encoded.
                 let mut bytes = 8 + fresh[at].1.len();
                 while end < fresh.len()
                     && fresh[end].0 == fresh[end - 1].0 + 1
@@ -600,9 +598,9 @@ impl RedbStore {
                     end += 1;
                 }
                 let run = &fresh[at..end];
-                if Row::encoded_len(run) <= ROW_BYTES {
+                if bytes <= ROW_BYTES {
                     // Encoded straight into the database page.
-                    let mut slot = entries.insert_reserve(run[0].0, Row::encoded_len(run)).map_err(err)?;
+                    let mut slot = entries.insert_reserve(run[0].0, bytes).map_err(err)?;
                     Row::encode_into(run, slot.as_mut());
                 } else {
                     let (index, entry) = &run[0];
@@ -619,15 +617,11 @@ impl RedbStore {
                 for k in self.damaged.range(span.0 + 1..span.1) {
                     entries.remove(*k).map_err(err)?;
                 }
-                written.push(span);
+                written.insert(span.0, span.1);
                 at = end;
             }
             // Advance over the rows that now follow on from the prefix.
-            let new_row_end = |i: u64| {
-                let k = written.partition_point(|(start, _)| *start <= i);
-                k.checked_sub(1).map(|k| written[k].1).filter(|end| i < *end)
-            };
-            while let Some(end) = new_row_end(contiguous).or_else(|| row_end(&self.sparse, contiguous)) {
+            while let Some(end) = row_end(&written, contiguous).or_else(|| row_end(&self.sparse, contiguous)) {
                 contiguous = end;
             }
             if contiguous != committed {
@@ -660,12 +654,7 @@ impl RedbStore {
         }
         tx.commit().map_err(err)?;
         // Only now, so that a failed commit leaves this store as it was.
-        for (start, end) in &written {
-            let gone: Vec<u64> = self.damaged.range(start..end).copied().collect();
-            for k in gone {
-                self.damaged.remove(&k);
-            }
-        }
+        self.damaged.retain(|k| row_end(&written, *k).is_none());
         self.sparse.extend(written);
         self.sparse = self.sparse.split_off(&contiguous);
         self.contiguous.set(contiguous);
