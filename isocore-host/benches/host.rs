@@ -3,7 +3,44 @@
 //! ping-pong measured in the same run. Ends with one JSON object on one line.
 
 use isocore_host::{ExitReason, Limits, Node, NodeConfig, check_density, config};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes and blocks live while `COUNTING` is set, so that
+/// the density run can tell the host's heap per process from the pages in the pools.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to `System` unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Blocks allocated before counting began make these wrap; only differences are read.
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_heap() -> (usize, usize) {
+    (LIVE_BYTES.load(Ordering::Relaxed), LIVE_BLOCKS.load(Ordering::Relaxed))
+}
 
 fn guest(name: &str) -> Vec<u8> {
     std::fs::read(std::path::Path::new(env!("ISOCORE_GUESTS_DIR")).join(format!("{name}.wasm"))).unwrap()
@@ -53,6 +90,8 @@ struct Density {
     spawned: usize,
     all_s: f64,
     kib_per_process: f64,
+    heap_kib_per_process: f64,
+    blocks_per_process: f64,
     maps_per_process: f64,
     p50_us: f64,
     p99_us: f64,
@@ -63,7 +102,7 @@ struct Density {
 /// (returning once every one is gone).
 fn spawn_many(node: &Node, app: &isocore_host::App, target: u32) -> Density {
     let limits = Limits { memory: 4 << 20, mailbox_messages: 16, mailbox_bytes: 4096, handles: 16 };
-    let (rss0, maps0) = (rss_kib(), maps());
+    let (rss0, maps0, heap0) = (rss_kib(), maps(), live_heap());
     let t = Instant::now();
     let mut pids = Vec::with_capacity(target as usize);
     let mut spawn_lat = Vec::with_capacity(target as usize);
@@ -87,7 +126,7 @@ fn spawn_many(node: &Node, app: &isocore_host::App, target: u32) -> Density {
     }
     let all_s = t.elapsed().as_secs_f64();
     let spawned = pids.len();
-    let (rss1, maps1) = (rss_kib(), maps());
+    let (rss1, maps1, heap1) = (rss_kib(), maps(), live_heap());
     let t = Instant::now();
     for pid in &pids {
         node.kill(*pid);
@@ -99,6 +138,8 @@ fn spawn_many(node: &Node, app: &isocore_host::App, target: u32) -> Density {
         spawned,
         all_s,
         kib_per_process: (rss1.saturating_sub(rss0)) as f64 / spawned as f64,
+        heap_kib_per_process: heap1.0.wrapping_sub(heap0.0) as f64 / 1024.0 / spawned as f64,
+        blocks_per_process: heap1.1.wrapping_sub(heap0.1) as f64 / spawned as f64,
         maps_per_process: (maps1.saturating_sub(maps0)) as f64 / spawned as f64,
         p50_us: percentile(spawn_lat.clone(), 0.5),
         p99_us: percentile(spawn_lat, 0.99),
@@ -120,10 +161,12 @@ fn density_in_child(name: &str, density: u32) -> Density {
         spawned: v[0] as usize,
         all_s: v[1],
         kib_per_process: v[2],
-        maps_per_process: v[3],
-        p50_us: v[4],
-        p99_us: v[5],
-        kill_all_s: v[6],
+        heap_kib_per_process: v[3],
+        blocks_per_process: v[4],
+        maps_per_process: v[5],
+        p50_us: v[6],
+        p99_us: v[7],
+        kill_all_s: v[8],
     }
 }
 
@@ -138,11 +181,20 @@ fn main() {
         let density: u32 = density.parse().unwrap();
         let node = bench_node(density);
         let app = node.load(&guest(name)).unwrap();
+        COUNTING.store(true, Ordering::Relaxed);
         // A few slots stay free, as in the parent.
         let d = spawn_many(&node, &app, density.saturating_sub(16));
         println!(
-            "density {} {} {} {} {} {} {}",
-            d.spawned, d.all_s, d.kib_per_process, d.maps_per_process, d.p50_us, d.p99_us, d.kill_all_s
+            "density {} {} {} {} {} {} {} {} {}",
+            d.spawned,
+            d.all_s,
+            d.kib_per_process,
+            d.heap_kib_per_process,
+            d.blocks_per_process,
+            d.maps_per_process,
+            d.p50_us,
+            d.p99_us,
+            d.kill_all_s
         );
         return;
     }
@@ -227,19 +279,23 @@ fn main() {
         }))
     };
 
-    // Kill a runaway: from the kill request until its monitor wakes the host thread parked
-    // waiting for it.
-    let mut kills = Vec::new();
+    // Kill a runaway: from the kill request until the node has recorded the exit (the runaway
+    // stopped, its links and monitors told, its memory given back), and until the host
+    // thread parked on its monitor runs again.
+    let (mut released, mut observed) = (Vec::new(), Vec::new());
     for _ in 0..200 {
         let (pid, monitor) = node.spawn_monitored(&hostile, b"", None).unwrap();
         node.send(pid, 1, b"", None).unwrap();
         std::thread::sleep(Duration::from_micros(500));
         let t = Instant::now();
         node.kill(pid);
-        assert_eq!(monitor.wait(Duration::from_secs(5)), Some(ExitReason::Killed));
-        kills.push(t.elapsed().as_secs_f64() * 1e6);
+        let (reason, at) = monitor.wait_at(Duration::from_secs(5)).expect("the runaway exits");
+        observed.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(reason, ExitReason::Killed);
+        released.push(at.duration_since(t).as_secs_f64() * 1e6);
     }
-    let (kill_p50, kill_p99) = (percentile(kills.clone(), 0.5), percentile(kills, 0.99));
+    let (kill_p50, kill_p99) = (percentile(released.clone(), 0.5), percentile(released, 0.99));
+    let (seen_p50, seen_p99) = (percentile(observed.clone(), 0.5), percentile(observed, 0.99));
 
     // Instances alone (a store and an instance each, no task, never called), for comparison.
     let instances = (density / 2).min(10_000);
@@ -258,17 +314,21 @@ fn main() {
 
     let (e, l) = (&echo_density, &lean_density);
     println!("{:<56} {:>12} {:>10}  anchor", "measure", "value", "target");
-    let rows: [(&str, f64, &str, &str); 23] = [
+    let rows: [(&str, f64, &str, &str); 29] = [
         ("instantiate a lean process, InstancePre (us)", lean_instantiate_us, "2", "BEAM spawn 1-3 us"),
         ("instantiate an echo process (3 core modules) (us)", instantiate_us, "", ""),
         ("lean processes spawned and initialised", l.spawned as f64, "100000", "BEAM default limit 1048576"),
         ("  all of them, wall time (s)", l.all_s, "1", ""),
         ("  RSS per idle process (KiB)", l.kib_per_process, "8", "BEAM 2.6 KB"),
+        ("    of which host heap, live bytes (KiB)", l.heap_kib_per_process, "", ""),
+        ("    host heap blocks", l.blocks_per_process, "", ""),
         ("  spawn call p50, with registry and task (us)", l.p50_us, "", ""),
         ("  spawn call p99 (us)", l.p99_us, "", ""),
         ("echo processes spawned and initialised", e.spawned as f64, "", ""),
         ("  all of them, wall time (s)", e.all_s, "", ""),
         ("  RSS per idle process (KiB)", e.kib_per_process, "", ""),
+        ("    of which host heap, live bytes (KiB)", e.heap_kib_per_process, "", ""),
+        ("    host heap blocks", e.blocks_per_process, "", ""),
         ("  memory maps per idle process", e.maps_per_process, "6", "config::VMAS_PER_PROCESS"),
         ("  spawn call p50 (us)", e.p50_us, "", ""),
         ("  spawn call p99 (us)", e.p99_us, "", ""),
@@ -278,8 +338,10 @@ fn main() {
         ("mailbox round trip, two processes, 2 threads (us)", rtt_us, "3", ""),
         ("  bare smol task ping-pong, same run (us)", smol_rtt_us, "", "floor"),
         ("host -> guest call of handle (ns)", call_ns, "100", ""),
-        ("kill a runaway p50 (us)", kill_p50, "", ""),
-        ("kill a runaway p99 (us)", kill_p99, "50", ""),
+        ("kill a runaway, request to exit recorded, p50 (us)", kill_p50, "", ""),
+        ("kill a runaway, request to exit recorded, p99 (us)", kill_p99, "50", ""),
+        ("  until the parked host thread runs again, p50 (us)", seen_p50, "", ""),
+        ("  until the parked host thread runs again, p99 (us)", seen_p99, "", ""),
         ("cold install, validate + compile (ms)", cold_ms, "150", "for 100 KB"),
         ("warm start from the artifact cache (ms)", warm_ms, "1", ""),
     ];
@@ -291,15 +353,19 @@ fn main() {
         e.spawned, e.kill_all_s, l.kill_all_s
     );
     println!(
-        "{{\"instantiate_lean_us\":{lean_instantiate_us:.2},\"instantiate_us\":{instantiate_us:.2},\"lean_processes\":{},\"lean_spawn_all_s\":{:.3},\"lean_rss_kib_per_process\":{:.2},\"lean_spawn_p50_us\":{:.2},\"lean_spawn_p99_us\":{:.2},\"processes\":{},\"spawn_all_s\":{:.3},\"rss_kib_per_process\":{:.2},\"maps_per_process\":{:.2},\"spawn_p50_us\":{:.2},\"spawn_p99_us\":{:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"maps_per_instance\":{instance_maps:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
+        "{{\"instantiate_lean_us\":{lean_instantiate_us:.2},\"instantiate_us\":{instantiate_us:.2},\"lean_processes\":{},\"lean_spawn_all_s\":{:.3},\"lean_rss_kib_per_process\":{:.2},\"lean_heap_kib_per_process\":{:.2},\"lean_heap_blocks_per_process\":{:.1},\"lean_spawn_p50_us\":{:.2},\"lean_spawn_p99_us\":{:.2},\"processes\":{},\"spawn_all_s\":{:.3},\"rss_kib_per_process\":{:.2},\"heap_kib_per_process\":{:.2},\"heap_blocks_per_process\":{:.1},\"maps_per_process\":{:.2},\"spawn_p50_us\":{:.2},\"spawn_p99_us\":{:.2},\"rss_kib_per_instance\":{instance_kib:.2},\"maps_per_instance\":{instance_maps:.2},\"mailbox_rtt_us\":{rtt_one_thread_us:.3},\"mailbox_rtt_two_threads_us\":{rtt_us:.3},\"smol_rtt_us\":{smol_rtt_us:.3},\"ratio_mailbox_to_smol\":{:.2},\"host_to_guest_call_ns\":{call_ns:.1},\"kill_runaway_p50_us\":{kill_p50:.1},\"kill_runaway_p99_us\":{kill_p99:.1},\"kill_observed_p50_us\":{seen_p50:.1},\"kill_observed_p99_us\":{seen_p99:.1},\"cold_install_ms\":{cold_ms:.2},\"warm_start_ms\":{warm_ms:.3},\"app_kb\":{app_kb:.1},\"max_map_count\":{map_count},\"beam_spawn_us\":2,\"beam_process_bytes\":2616}}",
         l.spawned,
         l.all_s,
         l.kib_per_process,
+        l.heap_kib_per_process,
+        l.blocks_per_process,
         l.p50_us,
         l.p99_us,
         e.spawned,
         e.all_s,
         e.kib_per_process,
+        e.heap_kib_per_process,
+        e.blocks_per_process,
         e.maps_per_process,
         e.p50_us,
         e.p99_us,

@@ -6,9 +6,9 @@
 
 use crate::Pid;
 use crate::process::ExitReason;
-use event_listener::Event;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// The sender of a message: its pid, and its mailbox for the reply handle (carried, so that
@@ -31,32 +31,61 @@ pub enum SendError {
     Gone,
 }
 
+/// Waiters kept at most; past this, all are woken and whoever still waits registers again
+/// (a waiter that timed out leaves its waker behind until the next wake).
+const MAX_WAITERS: usize = 4;
+
 struct Queue {
     items: VecDeque<Item>,
     bytes: usize,
     messages: usize,
     closed: bool,
+    /// Who waits for the queue to change: its owner, nearly always alone. Kept under the
+    /// queue's lock, so that a change and a registration cannot miss each other.
+    waiters: Vec<Waker>,
+}
+
+impl Queue {
+    fn wake_all(&mut self) {
+        // Drained in place: the vector keeps its capacity, and a wake allocates nothing.
+        for waker in self.waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Takes the first item matching `tags` (every signal matches).
+    fn take(&mut self, tags: Option<&[u64]>) -> Option<Item> {
+        let at = self.items.iter().position(|item| match (item, tags) {
+            (Item::Message { tag, .. }, Some(tags)) => tags.contains(tag),
+            _ => true,
+        })?;
+        let item = self.items.remove(at)?;
+        if let Item::Message { body, .. } = &item {
+            self.messages -= 1;
+            self.bytes -= body.len();
+        }
+        Some(item)
+    }
 }
 
 pub(crate) struct Mailbox {
     queue: Mutex<Queue>,
-    changed: Event,
     max_messages: usize,
     max_bytes: usize,
 }
 
 impl Mailbox {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
-        Mailbox {
-            queue: Mutex::new(Queue { items: VecDeque::new(), bytes: 0, messages: 0, closed: false }),
-            changed: Event::new(),
-            max_messages,
-            max_bytes,
-        }
+        let queue = Queue { items: VecDeque::new(), bytes: 0, messages: 0, closed: false, waiters: Vec::new() };
+        Mailbox { queue: Mutex::new(queue), max_messages, max_bytes }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().expect("mailbox lock")
     }
 
     pub(crate) fn send(&self, tag: u64, body: Vec<u8>, from: Sender) -> Result<(), SendError> {
-        let mut q = self.queue.lock().expect("mailbox lock");
+        let mut q = self.lock();
         if q.closed {
             return Err(SendError::Gone);
         }
@@ -66,18 +95,16 @@ impl Mailbox {
         q.messages += 1;
         q.bytes += body.len();
         q.items.push_back(Item::Message { tag, body, from });
-        drop(q);
-        self.changed.notify(1);
+        q.wake_all();
         Ok(())
     }
 
     /// Queues an exit or down signal; these are not counted against the bounds.
     pub(crate) fn signal(&self, item: Item) {
-        let mut q = self.queue.lock().expect("mailbox lock");
+        let mut q = self.lock();
         if !q.closed {
             q.items.push_back(item);
-            drop(q);
-            self.changed.notify(1);
+            q.wake_all();
         }
     }
 
@@ -85,32 +112,18 @@ impl Mailbox {
     /// message holds its sender's mailbox) and wakes the owner (which is exiting).
     pub(crate) fn close(&self) {
         let items = {
-            let mut q = self.queue.lock().expect("mailbox lock");
+            let mut q = self.lock();
             q.closed = true;
             (q.bytes, q.messages) = (0, 0);
+            q.wake_all();
             core::mem::take(&mut q.items)
         };
         drop(items);
-        self.changed.notify(usize::MAX);
     }
 
     /// Wakes the owner without queuing anything (it checks its kill flag).
     pub(crate) fn wake(&self) {
-        self.changed.notify(usize::MAX);
-    }
-
-    fn take(&self, tags: Option<&[u64]>) -> Option<Item> {
-        let mut q = self.queue.lock().expect("mailbox lock");
-        let at = q.items.iter().position(|item| match (item, tags) {
-            (Item::Message { tag, .. }, Some(tags)) => tags.contains(tag),
-            _ => true,
-        })?;
-        let item = q.items.remove(at)?;
-        if let Item::Message { body, .. } = &item {
-            q.messages -= 1;
-            q.bytes -= body.len();
-        }
-        Some(item)
+        self.lock().wake_all();
     }
 
     /// The first item matching `tags` (every signal matches), waiting up to `timeout`, or
@@ -121,48 +134,37 @@ impl Mailbox {
         timeout: Option<Duration>,
         stop: impl Fn() -> bool,
     ) -> Option<Item> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        loop {
+        let next = std::future::poll_fn(|cx| {
+            let mut q = self.lock();
+            // Checked under the lock: whoever sets the flag takes the lock after, to wake us.
             if stop() {
-                return None;
+                return Poll::Ready(None);
             }
-            if let Some(item) = self.take(tags) {
-                return Some(item);
+            if let Some(item) = q.take(tags) {
+                return Poll::Ready(Some(item));
             }
-            // On the stack: a wait allocates nothing.
-            event_listener::listener!(self.changed => listener);
-            // Re-check after registering, so a send between the check and `listen` is not lost.
-            if stop() {
-                return None;
-            }
-            if let Some(item) = self.take(tags) {
-                return Some(item);
-            }
-            match deadline {
-                None => listener.await,
-                Some(d) => {
-                    let timer = async {
-                        smol::Timer::at(d).await;
-                        false
-                    };
-                    let woke = futures_lite::future::or(
-                        async {
-                            listener.await;
-                            true
-                        },
-                        timer,
-                    )
-                    .await;
-                    if !woke {
-                        return self.take(tags);
-                    }
+            if !q.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                if q.waiters.len() >= MAX_WAITERS {
+                    q.wake_all();
                 }
+                q.waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        });
+        match timeout {
+            None => next.await,
+            Some(t) => {
+                let expired = async {
+                    smol::Timer::after(t).await;
+                    self.lock().take(tags)
+                };
+                futures_lite::future::or(next, expired).await
             }
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.queue.lock().expect("mailbox lock").items.len()
+        self.lock().items.len()
     }
 }
 
@@ -183,5 +185,36 @@ mod tests {
         assert_eq!(a.send(1, Vec::new(), None), Err(SendError::Gone));
         // b still holds its message, and with it a.
         assert_eq!((b.len(), Arc::strong_count(&a)), (1, 2));
+    }
+
+    #[test]
+    fn a_stop_flag_set_then_woken_ends_a_waiting_receive() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (m, stop) = (Arc::new(Mailbox::new(4, 64)), Arc::new(AtomicBool::new(false)));
+        let waiting = {
+            let (m, stop) = (m.clone(), stop.clone());
+            std::thread::spawn(move || smol::block_on(m.receive(None, None, || stop.load(Ordering::Acquire))).is_none())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, Ordering::Release);
+        m.wake();
+        assert!(waiting.join().unwrap(), "the receive ended empty-handed");
+    }
+
+    #[test]
+    fn receives_that_time_out_leave_a_bounded_number_of_wakers() {
+        let m = Arc::new(Mailbox::new(4, 64));
+        // Each thread has a waker of its own, so none replaces another.
+        for _ in 0..3 * MAX_WAITERS {
+            let m = m.clone();
+            std::thread::spawn(move || smol::block_on(m.receive(None, Some(Duration::from_millis(1)), || false)))
+                .join()
+                .unwrap();
+        }
+        assert!(m.lock().waiters.len() <= MAX_WAITERS);
+        // A message still reaches a receive that starts later.
+        m.send(7, b"x".to_vec(), None).unwrap();
+        let got = smol::block_on(m.receive(None, Some(Duration::from_secs(1)), || false));
+        assert!(matches!(got, Some(Item::Message { tag: 7, .. })));
     }
 }

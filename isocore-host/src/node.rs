@@ -72,7 +72,7 @@ impl KillSwitch {
 
 enum Watcher {
     Process(Pid),
-    Host(async_channel::Sender<ExitReason>),
+    Host(async_channel::Sender<(ExitReason, Instant)>),
 }
 
 struct Entry {
@@ -338,19 +338,31 @@ impl Drop for Inbox {
 
 /// Resolves when a monitored process exits.
 pub struct Monitor {
-    rx: async_channel::Receiver<ExitReason>,
+    rx: async_channel::Receiver<(ExitReason, Instant)>,
 }
 
 impl Monitor {
     /// Waits for the exit.
     pub async fn exited(&self) -> ExitReason {
-        self.rx.recv().await.unwrap_or_else(|_| ExitReason::Crashed("node stopped".into()))
+        self.exited_at().await.0
+    }
+
+    /// Waits for the exit; also returns when the node recorded it (links and monitors told,
+    /// the process's memory given back to its app), which can be well before a parked
+    /// waiter is scheduled again.
+    pub async fn exited_at(&self) -> (ExitReason, Instant) {
+        self.rx.recv().await.unwrap_or_else(|_| (ExitReason::Crashed("node stopped".into()), Instant::now()))
     }
 
     /// Waits for the exit, up to `timeout`.
     pub fn wait(&self, timeout: Duration) -> Option<ExitReason> {
+        self.wait_at(timeout).map(|(reason, _)| reason)
+    }
+
+    /// Waits for the exit, up to `timeout`, as [`Monitor::exited_at`].
+    pub fn wait_at(&self, timeout: Duration) -> Option<(ExitReason, Instant)> {
         smol::block_on(async {
-            futures_lite::future::or(async { Some(self.exited().await) }, async {
+            futures_lite::future::or(async { Some(self.exited_at().await) }, async {
                 smol::Timer::after(timeout).await;
                 None
             })
@@ -778,7 +790,7 @@ fn spawn(
     init: &[u8],
     limits: Limits,
     parent: Option<(Pid, bool)>,
-    host_watch: Option<async_channel::Sender<ExitReason>>,
+    host_watch: Option<async_channel::Sender<(ExitReason, Instant)>>,
 ) -> Result<Pid, HostError> {
     if shared.stop.load(Ordering::Acquire) {
         return Err(HostError::Stopped);
@@ -877,6 +889,7 @@ fn classify(store: &Store<ProcState>, e: wasmtime::Error) -> ExitReason {
 
 /// Removes an exited process and tells its links and watchers.
 fn finish(shared: &Shared, pid: Pid, reason: ExitReason) {
+    let at = Instant::now();
     let mut reg = shared.registry.lock().expect("registry");
     let Some(entry) = reg.remove(&pid) else { return };
     shared.live.fetch_sub(1, Ordering::AcqRel);
@@ -894,7 +907,7 @@ fn finish(shared: &Shared, pid: Pid, reason: ExitReason) {
     for (reference, watcher) in entry.watchers {
         match watcher {
             Watcher::Host(tx) => {
-                let _ = tx.try_send(reason.clone());
+                let _ = tx.try_send((reason.clone(), at));
             }
             Watcher::Process(w) => {
                 if let Some(watching) = reg.get(&w) {
