@@ -33,6 +33,53 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time this process has used, in all its threads (those gone too), in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Busy and total CPU time of the whole machine (every process and the kernel's threads),
+/// in clock ticks, from `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else { return (0, 0) };
+    let v: Vec<u64> = cpu.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    (total - idle, total)
+}
+
+/// CPU time of each live thread of this process, in seconds, by thread id.
+fn thread_cpu_seconds() -> std::collections::HashMap<u64, f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").map(|rd| rd.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    tasks
+        .iter()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+            Some((tid, ns / 1e9))
+        })
+        .collect()
+}
+
+/// What one download cost: its rate, and the CPU it kept busy.
+struct Download {
+    entries_per_s: f64,
+    reader_disk: u64,
+    /// CPU seconds per wall second, both nodes together.
+    cores_busy: f64,
+    /// The share of the machine's CPU time that was busy, whoever used it.
+    machine_busy: f64,
+    /// CPU seconds per wall second of the reader's threads alone.
+    reader_busy: f64,
+}
+
 /// A writer's data directory with a feed it writes; returns the key and signer.
 fn writer_dir(dir: &Path, seed: u8) -> (FeedKey, SigningKey) {
     let db = open_db(dir).unwrap();
@@ -55,11 +102,12 @@ fn config(dir: &Path, listen: bool, connect: Vec<std::net::SocketAddr>) -> NodeC
     c
 }
 
-/// Download everything the writer in `wdir` has into a fresh reader; entries per second.
-fn download(root: &Path, wdir: &Path, key: &FeedKey, n: u64, tag: &str) -> (f64, u64) {
+/// Download everything the writer in `wdir` has into a fresh reader.
+fn download(root: &Path, wdir: &Path, key: &FeedKey, n: u64, tag: &str) -> Download {
     let writer = NodeThread::spawn(config(wdir, true, vec![]), vec![]).unwrap();
     let rdir = root.join(format!("reader-{tag}"));
-    let t = Instant::now();
+    let before_reader = thread_cpu_seconds();
+    let (t, cpu, ticks) = (Instant::now(), cpu_seconds(), machine_ticks());
     let reader = NodeThread::spawn(config(&rdir, false, vec![writer.addr.unwrap()]), vec![*key]).unwrap();
     loop {
         if reader.lengths(key).unwrap().is_some_and(|(_, c)| c >= n) {
@@ -68,10 +116,24 @@ fn download(root: &Path, wdir: &Path, key: &FeedKey, n: u64, tag: &str) -> (f64,
         std::thread::sleep(Duration::from_millis(1));
         assert!(t.elapsed() < Duration::from_secs(120), "download stalled");
     }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    let machine = machine_ticks();
+    let machine_busy = (machine.0 - ticks.0) as f64 / (machine.1 - ticks.1).max(1) as f64;
+    // Threads started with the reader are the reader's.
+    let reader_cpu: f64 = thread_cpu_seconds()
+        .into_iter()
+        .filter(|(tid, _)| !before_reader.contains_key(tid))
+        .map(|(_, secs)| secs)
+        .sum();
     reader.stop();
     writer.stop();
-    (rate, dir_bytes(&rdir))
+    Download {
+        entries_per_s: n as f64 / wall,
+        reader_disk: dir_bytes(&rdir),
+        cores_busy: cpu / wall,
+        machine_busy,
+        reader_busy: reader_cpu / wall,
+    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -136,8 +198,11 @@ fn main() {
     };
 
     // Full downloads over TCP.
-    let (small_download, small_reader_disk) = download(&root, &small_dir, &small_key, 100_000, "small");
-    let (large_download, large_reader_disk) = download(&root, &large_dir, &large_key, 2000, "large");
+    let small_dl = download(&root, &small_dir, &small_key, 100_000, "small");
+    let (small_download, small_reader_disk) = (small_dl.entries_per_s, small_dl.reader_disk);
+    let large_dl = download(&root, &large_dir, &large_key, 2000, "large");
+    let (large_download, large_reader_disk) = (large_dl.entries_per_s, large_dl.reader_disk);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     // Live latency: append call -> entry verified and stored at a directly connected reader.
     let live_dir = root.join("live");
@@ -183,6 +248,12 @@ fn main() {
     println!("download 100k x 64 B over TCP:        {small_download:>12.0} entries/s");
     println!("download 2000 x 64 KiB over TCP:      {:>12.1} MB/s", large_download * 65536.0 / 1e6);
     println!(
+        "  CPU: both nodes {:.2} of {cores} cores, the reader {:.2}; the whole machine {:.0} % busy",
+        large_dl.cores_busy,
+        large_dl.reader_busy,
+        large_dl.machine_busy * 100.0
+    );
+    println!(
         "live append call -> reader:           p50 {:.0} us  p99 {:.0} us",
         quantile(&call_to_reader, 0.5),
         quantile(&call_to_reader, 0.99)
@@ -196,10 +267,13 @@ fn main() {
     println!("bytes on disk, 100k x 64 B writer:    {small_disk:>12}  reader: {small_reader_disk}");
     println!("bytes on disk, 2000 x 64 KiB reader:  {large_reader_disk:>12}  (entries: {})", 2000 * 65536);
     println!(
-        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_batch1000_nofsync_per_s\":{batch_nofsync_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk},\"disk_bytes_large_reader\":{large_reader_disk}}}",
+        "{{\"append_single_durable_per_s\":{:.0},\"append_single_nofsync_per_s\":{:.0},\"append_batch1000_per_s\":{batch_rate:.0},\"append_batch1000_nofsync_per_s\":{batch_nofsync_rate:.0},\"append_64k_mb_per_s\":{large_mb_s:.1},\"download_small_entries_per_s\":{small_download:.0},\"download_large_mb_per_s\":{:.1},\"download_large_cores_busy\":{:.2},\"download_large_reader_cores_busy\":{:.2},\"download_large_machine_busy\":{:.2},\"live_call_to_reader_p50_us\":{:.0},\"live_call_to_reader_p99_us\":{:.0},\"live_commit_to_reader_p50_us\":{:.0},\"live_commit_to_reader_p99_us\":{:.0},\"peak_rss_mb\":{rss:.1},\"disk_bytes_small_writer\":{small_disk},\"disk_bytes_small_reader\":{small_reader_disk},\"disk_bytes_large_reader\":{large_reader_disk}}}",
         singles[0],
         singles[1],
         large_download * 65536.0 / 1e6,
+        large_dl.cores_busy,
+        large_dl.reader_busy,
+        large_dl.machine_busy,
         quantile(&call_to_reader, 0.5),
         quantile(&call_to_reader, 0.99),
         quantile(&commit_to_reader, 0.5),
