@@ -9,8 +9,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 type FeedId<'a> = &'a [u8; 32];
 
@@ -50,6 +51,8 @@ pub struct Db {
     /// Bumped by every commit of any feed: read snapshots older than it are dropped, so no
     /// store pins pages that later writes freed.
     generation: Arc<AtomicU64>,
+    /// Commits what stores hold back, on a thread of its own.
+    committer: Option<Arc<Committer>>,
 }
 
 /// The layout of entries and nodes this version writes (rows, parts and pages). Format 2
@@ -97,7 +100,7 @@ impl Db {
             tx.open_table(WRITERS).map_err(err)?;
         }
         tx.commit().map_err(err)?;
-        Ok(Db { db: Arc::new(db), generation: Arc::default() })
+        Ok(Db { db: Arc::new(db), generation: Arc::default(), committer: Committer::start().map(Arc::new) })
     }
 
     /// The store of one feed, registering it. `sync` makes every commit durable before it
@@ -110,6 +113,8 @@ impl Db {
         let mut store = RedbStore {
             db: self.db.clone(),
             generation: self.generation.clone(),
+            committer: self.committer.clone(),
+            in_flight: None,
             id,
             sync,
             entries: format!("rows-{}", hex::encode(id)),
@@ -209,12 +214,17 @@ fn corrupt(what: &'static str) -> StoreError {
 ///
 /// A store that need not be durable at once (`sync = false`: replicated data) holds batches
 /// back and commits them together, every [`PENDING_BATCHES`] batches or [`PENDING_BYTES`]
-/// bytes, or on [`Storage::flush`]; it serves them from memory meanwhile. A crash loses what
-/// was held back, as it loses a non-durable commit; the feed is still at an old head or a
-/// newer one.
+/// bytes, or on [`Storage::flush`]; it serves them from memory meanwhile. Those commits
+/// are written by the database's commit thread while the node goes on; with one being
+/// written, a store holds back up to eight times as much before it waits for it. A crash
+/// loses what was held back, as it loses a non-durable commit; the feed is still at an old
+/// head or a newer one.
 pub struct RedbStore {
     db: Arc<Database>,
     generation: Arc<AtomicU64>,
+    committer: Option<Arc<Committer>>,
+    /// Held-back batches being committed by the committer, served from memory until then.
+    in_flight: Option<InFlight>,
     id: [u8; 32],
     sync: bool,
     entries: String,
@@ -240,6 +250,54 @@ pub struct RedbStore {
 pub const PENDING_BATCHES: usize = 256;
 /// Entry bytes most held back before they are committed.
 pub const PENDING_BYTES: usize = 1 << 20;
+/// While a commit is being written: how many times those bounds are held back before the
+/// store waits for it.
+const IN_FLIGHT_HELD: usize = 8;
+
+/// A job for the committer's thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread of the database's own that commits what stores hold back, so that the node's
+/// thread goes on decrypting and verifying while a commit is written, and while redb waits
+/// for the disk (it syncs the file whenever it makes it larger). One commit per store is in
+/// flight at a time; a store with another to send waits for the first.
+struct Committer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    fn start() -> Option<Committer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("isocore-commit".into())
+            .spawn(move || queue.into_iter().for_each(|job| job()))
+            .map_err(|e| tracing::warn!(%e, "no commit thread: stores commit on the node's"))
+            .ok()?;
+        Some(Committer { jobs: Some(jobs), thread: Some(thread) })
+    }
+
+    /// Queues `job`; false if the thread is gone.
+    fn submit(&self, job: Job) -> bool {
+        self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok())
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Every store has waited for its commits before it went; this only ends the thread.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Held-back batches sent to the committer, and where its answer comes.
+struct InFlight {
+    held: Pending,
+    reply: mpsc::Receiver<Result<Written, StoreError>>,
+}
 
 /// Batches applied and not yet committed, merged.
 #[derive(Default)]
@@ -436,8 +494,8 @@ impl RedbStore {
 
 impl Storage for RedbStore {
     fn head(&self) -> Result<Option<SignedHead>, StoreError> {
-        if self.pending.head.is_some() {
-            return Ok(self.pending.head);
+        if let Some(head) = self.held().find_map(|p| p.head) {
+            return Ok(Some(head));
         }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(HEADS).map_err(err)?;
@@ -448,8 +506,8 @@ impl Storage for RedbStore {
     }
 
     fn fork_proof(&self) -> Result<Option<ForkProof>, StoreError> {
-        if self.pending.fork.is_some() {
-            return Ok(self.pending.fork.clone());
+        if let Some(fork) = self.held().find_map(|p| p.fork.as_ref()) {
+            return Ok(Some(fork.clone()));
         }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(FORKS).map_err(err)?;
@@ -460,7 +518,7 @@ impl Storage for RedbStore {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
-        if let Some(e) = self.pending.entries.get(&index) {
+        if let Some(e) = self.held_entry(index) {
             return Ok(Some(e.clone()));
         }
         if let Some(e) = self.row.borrow().as_ref().and_then(|r| r.get(index)) {
@@ -474,13 +532,11 @@ impl Storage for RedbStore {
 
     fn contains(&self, index: u64) -> Result<bool, StoreError> {
         // Every committed row is in the prefix or in `sparse`: no read needed.
-        Ok(index < self.committed.get()
-            || self.pending.entries.contains_key(&index)
-            || row_end(&self.sparse, index).is_some())
+        Ok(index < self.committed.get() || self.held_entry(index).is_some() || row_end(&self.sparse, index).is_some())
     }
 
     fn node(&self, index: u64) -> Result<Option<Hash>, StoreError> {
-        if let Some(h) = self.pending.nodes.get(&index) {
+        if let Some(h) = self.held().find_map(|p| p.nodes.get(&index)) {
             return Ok(Some(*h));
         }
         let (page, slot) = (index / PAGE_NODES, index % PAGE_NODES);
@@ -503,6 +559,7 @@ impl Storage for RedbStore {
     }
 
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.settle(false)?;
         if self.sync {
             // Durable before it returns; a durable store holds nothing back.
             return self.commit(batch, Durability::Immediate);
@@ -514,7 +571,7 @@ impl Storage for RedbStore {
         }
         let mut contiguous = self.contiguous.get();
         for (index, entry) in batch.entries {
-            if index >= contiguous && !self.pending.entries.contains_key(&index) {
+            if index >= contiguous && self.held_entry(index).is_none() {
                 self.pending.bytes += entry.len();
                 self.pending.entries.insert(index, entry);
             }
@@ -524,7 +581,7 @@ impl Storage for RedbStore {
         self.pending.fork = batch.fork.or(self.pending.fork.take());
         self.pending.batches += 1;
         loop {
-            if self.pending.entries.contains_key(&contiguous) {
+            if self.held_entry(contiguous).is_some() {
                 contiguous += 1;
             } else if let Some(end) = row_end(&self.sparse, contiguous) {
                 contiguous = end;
@@ -533,13 +590,19 @@ impl Storage for RedbStore {
             }
         }
         self.contiguous.set(contiguous);
-        if self.pending.batches >= PENDING_BATCHES || self.pending.bytes >= PENDING_BYTES {
-            self.flush()?;
+        let due = self.pending.batches >= PENDING_BATCHES || self.pending.bytes >= PENDING_BYTES;
+        // While a commit is being written, more is held back rather than waited for, up to a
+        // bound: a slow commit (redb syncing a grown file) is then followed by a larger one.
+        let full = self.pending.batches >= IN_FLIGHT_HELD * PENDING_BATCHES
+            || self.pending.bytes >= IN_FLIGHT_HELD * PENDING_BYTES;
+        if due && (self.in_flight.is_none() || full) {
+            self.send()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.settle(true)?;
         if self.pending.batches == 0 {
             return Ok(());
         }
@@ -552,6 +615,22 @@ impl Storage for RedbStore {
 }
 
 impl Pending {
+    /// Takes back `older`, sent before and not written: what is held here is newer.
+    fn take_back(&mut self, older: Pending) {
+        for (index, entry) in older.entries {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.entries.entry(index) {
+                self.bytes += entry.len();
+                slot.insert(entry);
+            }
+        }
+        for (index, hash) in older.nodes {
+            self.nodes.entry(index).or_insert(hash);
+        }
+        self.head = self.head.or(older.head);
+        self.fork = self.fork.take().or(older.fork);
+        self.batches += older.batches.max(1);
+    }
+
     fn to_batch(&self) -> WriteBatch {
         WriteBatch {
             entries: self.entries.iter().map(|(i, e)| (*i, e.clone())).collect(),
@@ -562,106 +641,215 @@ impl Pending {
     }
 }
 
+/// One feed's tables, by name.
+#[derive(Clone)]
+struct Tables {
+    id: [u8; 32],
+    entries: String,
+    parts: String,
+    nodes: String,
+}
+
+/// What a feed has committed, as the rows of a new commit are laid out from it.
+struct Committed<'a> {
+    /// The committed prefix.
+    prefix: u64,
+    sparse: &'a BTreeMap<u64, u64>,
+    damaged: &'a BTreeSet<u64>,
+}
+
+/// What a commit wrote.
+struct Written {
+    /// Rows: first index → one past the last.
+    rows: BTreeMap<u64, u64>,
+    /// The committed prefix after it.
+    contiguous: u64,
+}
+
+/// Writes `batch` in one transaction (the store's memory is updated from the result by
+/// [`RedbStore::absorb`]; a failed write changes nothing).
+fn write_batch(
+    db: &Database,
+    t: &Tables,
+    base: Committed<'_>,
+    batch: WriteBatch,
+    durability: Durability,
+) -> Result<Written, StoreError> {
+    let mut tx = db.begin_write().map_err(err)?;
+    tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
+    // Rows are written from the committed prefix on: held-back entries are not in it.
+    let committed = base.prefix;
+    let mut contiguous = committed;
+    // Rows this commit writes: first index → one past the last.
+    let mut written = BTreeMap::new();
+    {
+        let mut entries = tx.open_table(entries_table(&t.entries)).map_err(err)?;
+        // Entries held neither in the prefix nor in a sparse row, in order.
+        let mut fresh: Vec<(u64, Bytes)> =
+            batch.entries.into_iter().filter(|(i, _)| *i >= contiguous && row_end(base.sparse, *i).is_none()).collect();
+        fresh.sort_unstable_by_key(|(i, _)| *i);
+        fresh.dedup_by_key(|(i, _)| *i);
+        // One row per run of consecutive indices, of at most ROW_BYTES encoded; an entry
+        // too large for a row alone goes in parts.
+        let mut parts = tx.open_table(parts_table(&t.parts)).map_err(err)?;
+        let mut at = 0;
+        while at < fresh.len() {
+            let mut end = at + 1;
+            // The run's row, encoded.
+            let mut bytes = 8 + fresh[at].1.len();
+            while end < fresh.len()
+                && fresh[end].0 == fresh[end - 1].0 + 1
+                && bytes + 4 + fresh[end].1.len() <= ROW_BYTES
+            {
+                bytes += 4 + fresh[end].1.len();
+                end += 1;
+            }
+            let run = &fresh[at..end];
+            if bytes <= ROW_BYTES {
+                // Encoded straight into the database page.
+                let mut slot = entries.insert_reserve(run[0].0, bytes).map_err(err)?;
+                Row::encode_into(run, slot.as_mut());
+            } else {
+                let (index, entry) = &run[0];
+                let len = u32::try_from(entry.len()).map_err(|_| StoreError("an entry of 4 GiB or more".into()))?;
+                let mut marker = [0u8; 8];
+                marker[4..].copy_from_slice(&len.to_le_bytes());
+                entries.insert(*index, &marker[..]).map_err(err)?;
+                for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
+                    parts.insert((*index, part as u32), bytes).map_err(err)?;
+                }
+            }
+            let span = (run[0].0, run[0].0 + run.len() as u64);
+            // A damaged row keyed inside this run would shadow it.
+            for k in base.damaged.range(span.0 + 1..span.1) {
+                entries.remove(*k).map_err(err)?;
+            }
+            written.insert(span.0, span.1);
+            at = end;
+        }
+        // Advance over the rows that now follow on from the prefix.
+        while let Some(end) = row_end(&written, contiguous).or_else(|| row_end(base.sparse, contiguous)) {
+            contiguous = end;
+        }
+        if contiguous != committed {
+            tx.open_table(CONTIGUOUS).map_err(err)?.insert(&t.id, contiguous).map_err(err)?;
+        }
+        let mut nodes = tx.open_table(nodes_table(&t.nodes)).map_err(err)?;
+        let mut sorted: Vec<&(u64, Hash)> = batch.nodes.iter().collect();
+        sorted.sort_unstable_by_key(|(i, _)| *i);
+        let mut at = 0;
+        while at < sorted.len() {
+            let page = sorted[at].0 / PAGE_NODES;
+            let mut p = match nodes.get(page).map_err(err)? {
+                Some(v) => Page::decode(v.value())?,
+                None => Page { present: 0, hashes: Vec::new() },
+            };
+            while at < sorted.len() && sorted[at].0 / PAGE_NODES == page {
+                p.set(sorted[at].0 % PAGE_NODES, &sorted[at].1);
+                at += 1;
+            }
+            nodes.insert(page, &p.encode()[..]).map_err(err)?;
+        }
+        if let Some(head) = &batch.head {
+            let bytes = postcard::to_allocvec(head).expect("a Vec cannot fail");
+            tx.open_table(HEADS).map_err(err)?.insert(&t.id, &bytes[..]).map_err(err)?;
+        }
+        if let Some(fork) = &batch.fork {
+            let bytes = postcard::to_allocvec(fork).expect("a Vec cannot fail");
+            tx.open_table(FORKS).map_err(err)?.insert(&t.id, &bytes[..]).map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(Written { rows: written, contiguous })
+}
+
 impl RedbStore {
-    /// Writes `batch` in one transaction, then updates what this store keeps in memory.
-    fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(err)?;
-        tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
-        // Rows are written from the committed prefix on: held-back entries are not in it.
-        let committed = self.committed.get();
-        let mut contiguous = committed;
-        // Rows this commit writes: first index → one past the last.
-        let mut written = BTreeMap::new();
-        {
-            let mut entries = tx.open_table(entries_table(&self.entries)).map_err(err)?;
-            // Entries held neither in the prefix nor in a sparse row, in order.
-            let mut fresh: Vec<(u64, Bytes)> = batch
-                .entries
-                .into_iter()
-                .filter(|(i, _)| *i >= contiguous && row_end(&self.sparse, *i).is_none())
-                .collect();
-            fresh.sort_unstable_by_key(|(i, _)| *i);
-            fresh.dedup_by_key(|(i, _)| *i);
-            // One row per run of consecutive indices, of at most ROW_BYTES encoded; an entry
-            // too large for a row alone goes in parts.
-            let mut parts = tx.open_table(parts_table(&self.parts)).map_err(err)?;
-            let mut at = 0;
-            while at < fresh.len() {
-                let mut end = at + 1;
-                // The run's row, encoded.
-                let mut bytes = 8 + fresh[at].1.len();
-                while end < fresh.len()
-                    && fresh[end].0 == fresh[end - 1].0 + 1
-                    && bytes + 4 + fresh[end].1.len() <= ROW_BYTES
-                {
-                    bytes += 4 + fresh[end].1.len();
-                    end += 1;
-                }
-                let run = &fresh[at..end];
-                if bytes <= ROW_BYTES {
-                    // Encoded straight into the database page.
-                    let mut slot = entries.insert_reserve(run[0].0, bytes).map_err(err)?;
-                    Row::encode_into(run, slot.as_mut());
-                } else {
-                    let (index, entry) = &run[0];
-                    let len = u32::try_from(entry.len()).map_err(|_| StoreError("an entry of 4 GiB or more".into()))?;
-                    let mut marker = [0u8; 8];
-                    marker[4..].copy_from_slice(&len.to_le_bytes());
-                    entries.insert(*index, &marker[..]).map_err(err)?;
-                    for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
-                        parts.insert((*index, part as u32), bytes).map_err(err)?;
-                    }
-                }
-                let span = (run[0].0, run[0].0 + run.len() as u64);
-                // A damaged row keyed inside this run would shadow it.
-                for k in self.damaged.range(span.0 + 1..span.1) {
-                    entries.remove(*k).map_err(err)?;
-                }
-                written.insert(span.0, span.1);
-                at = end;
+    /// What is held back: waiting, then being committed.
+    fn held(&self) -> impl Iterator<Item = &Pending> {
+        std::iter::once(&self.pending).chain(self.in_flight.as_ref().map(|f| &f.held))
+    }
+
+    fn held_entry(&self, index: u64) -> Option<&Bytes> {
+        self.held().find_map(|p| p.entries.get(&index))
+    }
+
+    /// Sends what is held back to the committer (after its last commit for this store is
+    /// absorbed), or commits it here if there is no committer.
+    fn send(&mut self) -> Result<(), StoreError> {
+        let Some(committer) = self.committer.clone() else { return self.flush() };
+        self.settle(true)?;
+        if self.pending.batches == 0 {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.pending);
+        let batch = held.to_batch();
+        let (db, tables) = (self.db.clone(), self.tables());
+        let (prefix, sparse, damaged) = (self.committed.get(), self.sparse.clone(), self.damaged.clone());
+        let (answer, reply) = mpsc::channel();
+        let job = move || {
+            let base = Committed { prefix, sparse: &sparse, damaged: &damaged };
+            let _ = answer.send(write_batch(&db, &tables, base, batch, Durability::None));
+        };
+        if !committer.submit(Box::new(job)) {
+            self.pending = held;
+            return self.flush();
+        }
+        self.in_flight = Some(InFlight { held, reply });
+        Ok(())
+    }
+
+    /// Absorbs the committer's answer for this store, waiting for it if `wait`. A failed
+    /// commit's batches are held back again (and its error returned): nothing is lost.
+    fn settle(&mut self, wait: bool) -> Result<(), StoreError> {
+        let Some(in_flight) = &self.in_flight else { return Ok(()) };
+        let gone = || Err(StoreError("the commit thread is gone".into()));
+        let answer = if wait {
+            in_flight.reply.recv().unwrap_or_else(|_| gone())
+        } else {
+            match in_flight.reply.try_recv() {
+                Ok(answer) => answer,
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => gone(),
             }
-            // Advance over the rows that now follow on from the prefix.
-            while let Some(end) = row_end(&written, contiguous).or_else(|| row_end(&self.sparse, contiguous)) {
-                contiguous = end;
+        };
+        let in_flight = self.in_flight.take().expect("checked above");
+        match answer {
+            Ok(written) => {
+                self.absorb(written);
+                Ok(())
             }
-            if contiguous != committed {
-                tx.open_table(CONTIGUOUS).map_err(err)?.insert(&self.id, contiguous).map_err(err)?;
-            }
-            let mut nodes = tx.open_table(nodes_table(&self.nodes)).map_err(err)?;
-            let mut sorted: Vec<&(u64, Hash)> = batch.nodes.iter().collect();
-            sorted.sort_unstable_by_key(|(i, _)| *i);
-            let mut at = 0;
-            while at < sorted.len() {
-                let page = sorted[at].0 / PAGE_NODES;
-                let mut p = match nodes.get(page).map_err(err)? {
-                    Some(v) => Page::decode(v.value())?,
-                    None => Page { present: 0, hashes: Vec::new() },
-                };
-                while at < sorted.len() && sorted[at].0 / PAGE_NODES == page {
-                    p.set(sorted[at].0 % PAGE_NODES, &sorted[at].1);
-                    at += 1;
-                }
-                nodes.insert(page, &p.encode()[..]).map_err(err)?;
-            }
-            if let Some(head) = &batch.head {
-                let bytes = postcard::to_allocvec(head).expect("a Vec cannot fail");
-                tx.open_table(HEADS).map_err(err)?.insert(&self.id, &bytes[..]).map_err(err)?;
-            }
-            if let Some(fork) = &batch.fork {
-                let bytes = postcard::to_allocvec(fork).expect("a Vec cannot fail");
-                tx.open_table(FORKS).map_err(err)?.insert(&self.id, &bytes[..]).map_err(err)?;
+            Err(e) => {
+                self.pending.take_back(in_flight.held);
+                Err(e)
             }
         }
-        tx.commit().map_err(err)?;
-        // Only now, so that a failed commit leaves this store as it was.
-        self.damaged.retain(|k| row_end(&written, *k).is_none());
-        self.sparse.extend(written);
+    }
+
+    fn tables(&self) -> Tables {
+        Tables { id: self.id, entries: self.entries.clone(), parts: self.parts.clone(), nodes: self.nodes.clone() }
+    }
+
+    /// Writes `batch` in one transaction on this thread, then updates what this store keeps
+    /// in memory.
+    fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
+        let base = Committed { prefix: self.committed.get(), sparse: &self.sparse, damaged: &self.damaged };
+        let written = write_batch(&self.db, &self.tables(), base, batch, durability)?;
+        self.absorb(written);
+        Ok(())
+    }
+
+    /// Updates what this store keeps in memory after a commit; only then, so that a failed
+    /// commit leaves the store as it was.
+    fn absorb(&mut self, written: Written) {
+        let Written { rows, contiguous } = written;
+        self.damaged.retain(|k| row_end(&rows, *k).is_none());
+        self.sparse.extend(rows);
         self.sparse = self.sparse.split_off(&contiguous);
-        self.contiguous.set(contiguous);
+        // Entries held back since may reach further.
+        self.contiguous.set(self.contiguous.get().max(contiguous));
         self.committed.set(contiguous);
         self.generation.fetch_add(1, Ordering::AcqRel);
         *self.snapshot.borrow_mut() = None;
-        Ok(())
     }
 }
 

@@ -78,6 +78,9 @@ mod model {
                         prop_assert_eq!(store.entry(i).unwrap(), model.entry(i).unwrap(), "entry {}", i);
                         prop_assert_eq!(store.contains(i).unwrap(), model.contains(i).unwrap(), "contains {}", i);
                     }
+                    for i in 0..320 {
+                        prop_assert_eq!(store.node(i).unwrap(), model.node(i).unwrap(), "node {}", i);
+                    }
                 }
                 store.flush().unwrap();
                 db.sync().unwrap();
@@ -94,6 +97,46 @@ mod model {
                 prop_assert_eq!(store.node(i).unwrap(), model.node(i).unwrap(), "node {}", i);
             }
         }
+    }
+}
+
+/// Held-back entries go to the commit thread a MiB at a time; until it has written them they
+/// are served from memory, and a later flush waits for it.
+#[test]
+fn entries_being_committed_are_served_meanwhile_and_kept() {
+    use isocore_log::{Hash, Storage, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let key = isocore_log::FeedKey::standalone(ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key());
+    let entry = |i: u64| bytes::Bytes::from(vec![i as u8; 64 << 10]);
+    let n = 4 * isocore_node::store::PENDING_BYTES as u64 / (64 << 10);
+    {
+        let db = isocore_node::store::Db::open(&path).unwrap();
+        let mut store = db.feed(&key, false).unwrap();
+        for b in 0..n / 4 {
+            let indices = 4 * b..4 * b + 4;
+            let nodes = indices.clone().map(|i| (2 * i, Hash([i as u8; 32]))).collect();
+            store
+                .apply(WriteBatch { entries: indices.map(|i| (i, entry(i))).collect(), nodes, head: None, fork: None })
+                .unwrap();
+            let held = 4 * b + 4;
+            assert_eq!(store.contiguous().unwrap(), held);
+            for i in 0..held {
+                assert_eq!(store.entry(i).unwrap(), Some(entry(i)), "entry {i} after batch {b}");
+                assert!(store.contains(i).unwrap());
+                assert_eq!(store.node(2 * i).unwrap(), Some(Hash([i as u8; 32])));
+            }
+            assert!(!store.contains(held).unwrap());
+        }
+        store.flush().unwrap();
+        db.sync().unwrap();
+    }
+    let db = isocore_node::store::Db::open(&path).unwrap();
+    let store = db.feed(&key, false).unwrap();
+    assert_eq!(store.contiguous().unwrap(), n);
+    for i in 0..n {
+        assert_eq!(store.entry(i).unwrap(), Some(entry(i)), "entry {i} after reopening");
+        assert_eq!(store.node(2 * i).unwrap(), Some(Hash([i as u8; 32])));
     }
 }
 
