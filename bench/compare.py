@@ -83,8 +83,8 @@ def main():
         print(f"{name:<50} {a:>14,.1f} {b:>14,.1f} {adv:>9.2f}x")
         table.append({"workload": name, "isocore": a, "hypercore": b, "advantage": round(adv, 3)})
     # Where the 64 KiB download's time goes: CPU seconds per second, ours alone.
-    print(f"isocore 64 KiB download: both nodes {ours['download_large_cores_busy']:.2} cores, "
-          f"the reader {ours['download_large_reader_cores_busy']:.2}, "
+    print(f"isocore 64 KiB download: both nodes {ours['download_large_cores_busy']:.2f} cores, "
+          f"the reader {ours['download_large_reader_cores_busy']:.2f}, "
           f"the whole machine {ours['download_large_machine_busy'] * 100:.0f} % busy")
     print(json.dumps({"rows": table}))
 

@@ -216,7 +216,7 @@ fn corrupt(what: &'static str) -> StoreError {
 /// back and commits them together, every [`PENDING_BATCHES`] batches or [`PENDING_BYTES`]
 /// bytes, or on [`Storage::flush`]; it serves them from memory meanwhile. Those commits
 /// are written by the database's commit thread while the node goes on; with one being
-/// written, a store holds back up to eight times as much before it waits for it. A crash
+/// written, a store holds back up to four times as much before it waits for it. A crash
 /// loses what was held back, as it loses a non-durable commit; the feed is still at an old
 /// head or a newer one.
 pub struct RedbStore {
@@ -252,7 +252,7 @@ pub const PENDING_BATCHES: usize = 256;
 pub const PENDING_BYTES: usize = 1 << 20;
 /// While a commit is being written: how many times those bounds are held back before the
 /// store waits for it.
-const IN_FLIGHT_HELD: usize = 8;
+const IN_FLIGHT_HELD: usize = 4;
 
 /// A job for the committer's thread.
 type Job = Box<dyn FnOnce() + Send>;
