@@ -216,7 +216,9 @@ fn corrupt(what: &'static str) -> StoreError {
 /// back and commits them together, every [`PENDING_BATCHES`] batches or [`PENDING_BYTES`]
 /// bytes, or on [`Storage::flush`]; it serves them from memory meanwhile. Those commits
 /// are written by the database's commit thread while the node goes on; with one being
-/// written, a store holds back up to four times as much before it waits for it. A crash
+/// written, a store holds back up to four times the bounds before it waits for it (so it
+/// holds at most eight times [`PENDING_BYTES`] in all). A commit that fails there is done
+/// again on the store's own thread, whose error is the one reported. A crash
 /// loses what was held back, as it loses a non-durable commit; the feed is still at an old
 /// head or a newer one.
 pub struct RedbStore {
@@ -559,7 +561,9 @@ impl Storage for RedbStore {
     }
 
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.settle(false)?;
+        // Absorbs a commit written meanwhile; a commit here must start from the layout the
+        // last one left (a durable store never sends: waiting is only a guard).
+        self.settle(self.sync)?;
         if self.sync {
             // Durable before it returns; a durable store holds nothing back.
             return self.commit(batch, Durability::Immediate);
@@ -603,14 +607,7 @@ impl Storage for RedbStore {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         self.settle(true)?;
-        if self.pending.batches == 0 {
-            return Ok(());
-        }
-        // Cloned (entries are shared buffers), so that a failed commit keeps them held back
-        // and still served: nothing is lost until it is written.
-        self.commit(self.pending.to_batch(), Durability::None)?;
-        self.pending = Pending::default();
-        Ok(())
+        self.commit_pending()
     }
 }
 
@@ -783,12 +780,17 @@ impl RedbStore {
         }
         let held = std::mem::take(&mut self.pending);
         let batch = held.to_batch();
-        let (db, tables) = (self.db.clone(), self.tables());
+        let (db, generation, tables) = (self.db.clone(), self.generation.clone(), self.tables());
         let (prefix, sparse, damaged) = (self.committed.get(), self.sparse.clone(), self.damaged.clone());
         let (answer, reply) = mpsc::channel();
         let job = move || {
             let base = Committed { prefix, sparse: &sparse, damaged: &damaged };
-            let _ = answer.send(write_batch(&db, &tables, base, batch, Durability::None));
+            let written = write_batch(&db, &tables, base, batch, Durability::None);
+            if written.is_ok() {
+                // Other stores' snapshots need not wait for this one to absorb it.
+                generation.fetch_add(1, Ordering::AcqRel);
+            }
+            let _ = answer.send(written);
         };
         if !committer.submit(Box::new(job)) {
             self.pending = held;
@@ -799,7 +801,8 @@ impl RedbStore {
     }
 
     /// Absorbs the committer's answer for this store, waiting for it if `wait`. A failed
-    /// commit's batches are held back again (and its error returned): nothing is lost.
+    /// commit's batches are held back again and committed here at once, so that an error
+    /// returned is always that of a commit on this thread, with everything still held back.
     fn settle(&mut self, wait: bool) -> Result<(), StoreError> {
         let Some(in_flight) = &self.in_flight else { return Ok(()) };
         let gone = || Err(StoreError("the commit thread is gone".into()));
@@ -819,10 +822,23 @@ impl RedbStore {
                 Ok(())
             }
             Err(e) => {
+                tracing::warn!(%e, "a commit on the commit thread failed; committing here instead");
                 self.pending.take_back(in_flight.held);
-                Err(e)
+                self.commit_pending()
             }
         }
+    }
+
+    /// Commits what is held back, on this thread.
+    fn commit_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.batches == 0 {
+            return Ok(());
+        }
+        // Cloned (entries are shared buffers), so that a failed commit keeps them held back
+        // and still served: nothing is lost until it is written.
+        self.commit(self.pending.to_batch(), Durability::None)?;
+        self.pending = Pending::default();
+        Ok(())
     }
 
     fn tables(&self) -> Tables {
