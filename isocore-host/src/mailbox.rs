@@ -40,17 +40,51 @@ struct Queue {
     bytes: usize,
     messages: usize,
     closed: bool,
-    /// Who waits for the queue to change: its owner, nearly always alone. Kept under the
-    /// queue's lock, so that a change and a registration cannot miss each other.
-    waiters: Vec<Waker>,
+    /// Who waits for the queue to change. Kept under the queue's lock, so that a change and
+    /// a registration cannot miss each other.
+    waiters: Waiters,
+}
+
+/// The owner, nearly always alone, held without an allocation; anyone else in a vector.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    others: Vec<Waker>,
+}
+
+impl Waiters {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.others.len()
+    }
+
+    /// Adds `waker` unless it is there already.
+    fn register(&mut self, waker: &Waker) {
+        if self.first.iter().chain(&self.others).any(|w| w.will_wake(waker)) {
+            return;
+        }
+        if self.len() >= MAX_WAITERS {
+            self.wake_all();
+        }
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(_) => self.others.push(waker.clone()),
+        }
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(waker) = self.first.take() {
+            waker.wake();
+        }
+        // Drained in place: the vector keeps its capacity, and a wake allocates nothing.
+        for waker in self.others.drain(..) {
+            waker.wake();
+        }
+    }
 }
 
 impl Queue {
     fn wake_all(&mut self) {
-        // Drained in place: the vector keeps its capacity, and a wake allocates nothing.
-        for waker in self.waiters.drain(..) {
-            waker.wake();
-        }
+        self.waiters.wake_all();
     }
 
     /// Takes the first item matching `tags` (every signal matches).
@@ -76,7 +110,7 @@ pub(crate) struct Mailbox {
 
 impl Mailbox {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
-        let queue = Queue { items: VecDeque::new(), bytes: 0, messages: 0, closed: false, waiters: Vec::new() };
+        let queue = Queue { items: VecDeque::new(), bytes: 0, messages: 0, closed: false, waiters: Waiters::default() };
         Mailbox { queue: Mutex::new(queue), max_messages, max_bytes }
     }
 
@@ -143,12 +177,7 @@ impl Mailbox {
             if let Some(item) = q.take(tags) {
                 return Poll::Ready(Some(item));
             }
-            if !q.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                if q.waiters.len() >= MAX_WAITERS {
-                    q.wake_all();
-                }
-                q.waiters.push(cx.waker().clone());
-            }
+            q.waiters.register(cx.waker());
             Poll::Pending
         });
         match timeout {
