@@ -1120,7 +1120,10 @@ impl Connection {
         let Some(s) = self.streams.get_mut(&stream) else {
             return false;
         };
-        s.queue.push_back((Message::Stream { stream, payload }.to_vec(), payload.len() as u64));
+        // Sized up front: a payload of a quarter MiB would otherwise be copied as it grows.
+        let mut message = Vec::with_capacity(payload.len() + 32);
+        Message::Stream { stream, payload }.encode(&mut message);
+        s.queue.push_back((message, payload.len() as u64));
         true
     }
 
