@@ -83,10 +83,6 @@ impl Waiters {
 }
 
 impl Queue {
-    fn wake_all(&mut self) {
-        self.waiters.wake_all();
-    }
-
     /// Takes the first item matching `tags` (every signal matches).
     fn take(&mut self, tags: Option<&[u64]>) -> Option<Item> {
         let at = self.items.iter().position(|item| match (item, tags) {
@@ -129,7 +125,7 @@ impl Mailbox {
         q.messages += 1;
         q.bytes += body.len();
         q.items.push_back(Item::Message { tag, body, from });
-        q.wake_all();
+        q.waiters.wake_all();
         Ok(())
     }
 
@@ -138,7 +134,7 @@ impl Mailbox {
         let mut q = self.lock();
         if !q.closed {
             q.items.push_back(item);
-            q.wake_all();
+            q.waiters.wake_all();
         }
     }
 
@@ -149,7 +145,7 @@ impl Mailbox {
             let mut q = self.lock();
             q.closed = true;
             (q.bytes, q.messages) = (0, 0);
-            q.wake_all();
+            q.waiters.wake_all();
             core::mem::take(&mut q.items)
         };
         drop(items);
@@ -157,7 +153,7 @@ impl Mailbox {
 
     /// Wakes the owner without queuing anything (it checks its kill flag).
     pub(crate) fn wake(&self) {
-        self.lock().wake_all();
+        self.lock().waiters.wake_all();
     }
 
     /// The first item matching `tags` (every signal matches), waiting up to `timeout`, or

@@ -1120,10 +1120,7 @@ impl Connection {
         let Some(s) = self.streams.get_mut(&stream) else {
             return false;
         };
-        // Sized up front: a payload of a quarter MiB would otherwise be copied as it grows.
-        let mut message = Vec::with_capacity(payload.len() + 32);
-        Message::Stream { stream, payload }.encode(&mut message);
-        s.queue.push_back((message, payload.len() as u64));
+        s.queue.push_back((Message::Stream { stream, payload }.to_vec(), payload.len() as u64));
         true
     }
 

@@ -146,7 +146,14 @@ impl<'a> Message<'a> {
 
     /// The encoding.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized up front: a payload of a quarter MiB would otherwise be copied as it grows.
+        let payload = match self {
+            Message::Stream { payload, .. } | Message::Call { payload, .. } | Message::Reply { payload, .. } => {
+                payload.len()
+            }
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(payload + 128);
         self.encode(&mut out);
         out
     }

@@ -115,11 +115,13 @@ impl Db {
             generation: self.generation.clone(),
             committer: self.committer.clone(),
             in_flight: None,
-            id,
+            tables: Arc::new(Tables {
+                id,
+                entries: format!("rows-{}", hex::encode(id)),
+                parts: format!("parts-{}", hex::encode(id)),
+                nodes: format!("pages-{}", hex::encode(id)),
+            }),
             sync,
-            entries: format!("rows-{}", hex::encode(id)),
-            parts: format!("parts-{}", hex::encode(id)),
-            nodes: format!("pages-{}", hex::encode(id)),
             contiguous: Cell::new(0),
             committed: Cell::new(0),
             pending: Pending::default(),
@@ -130,11 +132,11 @@ impl Db {
         };
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(FEEDS).map_err(err)?.insert(&id, &material[..]).map_err(err)?;
-        tx.open_table(entries_table(&store.entries)).map_err(err)?;
-        tx.open_table(parts_table(&store.parts)).map_err(err)?;
-        tx.open_table(nodes_table(&store.nodes)).map_err(err)?;
+        tx.open_table(entries_table(&store.tables.entries)).map_err(err)?;
+        tx.open_table(parts_table(&store.tables.parts)).map_err(err)?;
+        tx.open_table(nodes_table(&store.tables.nodes)).map_err(err)?;
         let contiguous = tx.open_table(CONTIGUOUS).map_err(err)?.get(&id).map_err(err)?.map_or(0, |v| v.value());
-        for row in tx.open_table(entries_table(&store.entries)).map_err(err)?.range(contiguous..).map_err(err)? {
+        for row in tx.open_table(entries_table(&store.tables.entries)).map_err(err)?.range(contiguous..).map_err(err)? {
             let (start, value) = row.map_err(err)?;
             let start = start.value();
             let end = Row::count(value.value()).ok().and_then(|n| start.checked_add(n));
@@ -227,11 +229,8 @@ pub struct RedbStore {
     committer: Option<Arc<Committer>>,
     /// Held-back batches being committed by the committer, served from memory until then.
     in_flight: Option<InFlight>,
-    id: [u8; 32],
+    tables: Arc<Tables>,
     sync: bool,
-    entries: String,
-    parts: String,
-    nodes: String,
     /// Entries held from the start, counting those held back.
     contiguous: Cell<u64>,
     /// The same, committed.
@@ -484,9 +483,9 @@ impl RedbStore {
             let tx = self.db.begin_read().map_err(err)?;
             *slot = Some(Snapshot {
                 generation: now,
-                entries: tx.open_table(entries_table(&self.entries)).map_err(err)?,
-                parts: tx.open_table(parts_table(&self.parts)).map_err(err)?,
-                nodes: tx.open_table(nodes_table(&self.nodes)).map_err(err)?,
+                entries: tx.open_table(entries_table(&self.tables.entries)).map_err(err)?,
+                parts: tx.open_table(parts_table(&self.tables.parts)).map_err(err)?,
+                nodes: tx.open_table(nodes_table(&self.tables.nodes)).map_err(err)?,
                 page: None,
             });
         }
@@ -501,7 +500,7 @@ impl Storage for RedbStore {
         }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(HEADS).map_err(err)?;
-        match table.get(&self.id).map_err(err)? {
+        match table.get(&self.tables.id).map_err(err)? {
             Some(v) => postcard::from_bytes(v.value()).map(Some).map_err(|_| corrupt("head")),
             None => Ok(None),
         }
@@ -513,7 +512,7 @@ impl Storage for RedbStore {
         }
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(FORKS).map_err(err)?;
-        match table.get(&self.id).map_err(err)? {
+        match table.get(&self.tables.id).map_err(err)? {
             Some(v) => postcard::from_bytes(v.value()).map(Some).map_err(|_| corrupt("fork proof")),
             None => Ok(None),
         }
@@ -639,7 +638,6 @@ impl Pending {
 }
 
 /// One feed's tables, by name.
-#[derive(Clone)]
 struct Tables {
     id: [u8; 32],
     entries: String,
@@ -780,7 +778,7 @@ impl RedbStore {
         }
         let held = std::mem::take(&mut self.pending);
         let batch = held.to_batch();
-        let (db, generation, tables) = (self.db.clone(), self.generation.clone(), self.tables());
+        let (db, generation, tables) = (self.db.clone(), self.generation.clone(), self.tables.clone());
         let (prefix, sparse, damaged) = (self.committed.get(), self.sparse.clone(), self.damaged.clone());
         let (answer, reply) = mpsc::channel();
         let job = move || {
@@ -841,15 +839,11 @@ impl RedbStore {
         Ok(())
     }
 
-    fn tables(&self) -> Tables {
-        Tables { id: self.id, entries: self.entries.clone(), parts: self.parts.clone(), nodes: self.nodes.clone() }
-    }
-
     /// Writes `batch` in one transaction on this thread, then updates what this store keeps
     /// in memory.
     fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let base = Committed { prefix: self.committed.get(), sparse: &self.sparse, damaged: &self.damaged };
-        let written = write_batch(&self.db, &self.tables(), base, batch, durability)?;
+        let written = write_batch(&self.db, &self.tables, base, batch, durability)?;
         self.absorb(written);
         Ok(())
     }
