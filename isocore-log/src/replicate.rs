@@ -740,6 +740,10 @@ impl Replicator {
             self.told_length = self.told_length.max(head.length);
         }
         let entries: Vec<&[u8]> = parts.entries.iter().map(|e| &e[..]).collect();
+        // Sized up front: entries of a quarter MiB would otherwise be copied as `buf` grows.
+        // Each entry, node and field costs at most its bytes and a 10-byte varint.
+        let entry_bytes: usize = entries.iter().map(|e| e.len() + 10).sum();
+        buf.reserve(entry_bytes + parts.nodes.len() * 48 + 256);
         Message::Data {
             id,
             base: parts.base,

@@ -13,6 +13,7 @@
 //! What the peer sends unsolicited arrives with an [`Admit`] for the caller's admission
 //! (`isocore_pow::Admission`), which answers with [`Connection::busy`] when it refuses.
 
+use crate::cipher::TAG_LEN;
 use crate::codec::MAX_MESSAGE_LEN;
 use crate::handshake::{Established, Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
 use crate::message::{MAX_REASON_LEN, Message, Unsolicited, stamp_digest_of_encoded};
@@ -24,13 +25,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Largest Noise message, and so the largest frame body.
 pub const MAX_FRAME_BODY: usize = 65_535;
-const TAG_LEN: usize = 16;
 /// Credit each side starts with on every stream, before any `Credit` message.
 pub const INITIAL_STREAM_CREDIT: u64 = 16 << 10;
 /// Credit each side starts with on the connection, before any `Credit` message.
 pub const INITIAL_CONNECTION_CREDIT: u64 = 64 << 10;
 /// Largest plaintext in one frame.
 pub const MAX_FRAME_PLAINTEXT: usize = MAX_FRAME_BODY - TAG_LEN;
+/// Bytes to leave free at the front of a buffer passed to [`Connection::send_stream_buffer`]:
+/// the longest header of a `Stream` message (its tag and two varints).
+pub const STREAM_HEADROOM: usize = 21;
 
 /// Settings of a connection.
 #[derive(Clone, Debug)]
@@ -378,7 +381,15 @@ struct Stream {
     /// Bytes handed out since we last granted credit.
     consumed: u64,
     /// Encoded messages and the payload bytes each costs in credit.
-    queue: VecDeque<(Vec<u8>, u64)>,
+    queue: VecDeque<Queued>,
+}
+
+/// A stream message waiting to be sent: its encoding is `bytes[start..]`.
+#[derive(Debug)]
+struct Queued {
+    bytes: Vec<u8>,
+    start: usize,
+    cost: u64,
 }
 
 enum Phase {
@@ -426,8 +437,6 @@ pub struct Connection {
     reassembly: Vec<u8>,
     /// Length of the last message reassembled from fragments.
     reassembled_len: usize,
-    /// Reused for frame plaintext in both directions.
-    scratch: Vec<u8>,
     /// Encoded messages ahead of all streams and calls.
     control: VecDeque<Vec<u8>>,
     /// Calls, replies and failures, served in turn with the streams.
@@ -473,7 +482,6 @@ impl Connection {
             inbuf_start: 0,
             reassembly: Vec::new(),
             reassembled_len: 0,
-            scratch: Vec::new(),
             control: VecDeque::new(),
             calls: VecDeque::new(),
             spill: None,
@@ -592,11 +600,11 @@ impl Connection {
             if available.len() < 2 + len {
                 return Ok(());
             }
-            // Borrow the frame in place: the input buffer is set aside while it is handled.
-            let inbuf = core::mem::take(&mut self.inbuf);
+            // Open the frame in place: the input buffer is set aside while it is handled.
             let start = self.inbuf_start + 2;
             self.inbuf_start += 2 + len;
-            let result = self.handle_frame(&inbuf[start..start + len]);
+            let mut inbuf = core::mem::take(&mut self.inbuf);
+            let result = self.handle_frame(&mut inbuf[start..start + len]);
             self.inbuf = inbuf;
             result?;
             if self.closing.is_some() || matches!(self.phase, Phase::Closed) {
@@ -605,7 +613,7 @@ impl Connection {
         }
     }
 
-    fn handle_frame(&mut self, frame: &[u8]) -> Result<(), ConnectionError> {
+    fn handle_frame(&mut self, frame: &mut [u8]) -> Result<(), ConnectionError> {
         match &mut self.phase {
             Phase::Handshaking(handshake) => {
                 handshake.read_message(frame).map_err(ConnectionError::Handshake)?;
@@ -613,13 +621,8 @@ impl Connection {
                 Ok(())
             }
             Phase::Open(session) => {
-                let mut plain = core::mem::take(&mut self.scratch);
-                plain.resize(frame.len(), 0);
-                let n =
-                    session.established.transport.read_message(frame, &mut plain).map_err(|_| ConnectionError::Decrypt);
-                let result = n.and_then(|n| self.handle_records(&plain[..n]));
-                self.scratch = plain;
-                result
+                let plain = session.established.receiver.open(frame).map_err(|_| ConnectionError::Decrypt)?;
+                self.handle_records(plain)
             }
             Phase::Closed => Ok(()),
         }
@@ -1115,18 +1118,37 @@ impl Connection {
         self.control.push_back(message.to_vec());
     }
 
-    /// Queue one message on a stream.
+    /// Queue one message on a stream. Returns `false` if there is no such stream.
     pub fn send_stream(&mut self, stream: u64, payload: &[u8]) -> bool {
+        let mut buffer = Vec::with_capacity(STREAM_HEADROOM + payload.len());
+        buffer.resize(STREAM_HEADROOM, 0);
+        buffer.extend_from_slice(payload);
+        self.send_stream_buffer(stream, buffer)
+    }
+
+    /// Queue one message on a stream, its payload being `buffer[STREAM_HEADROOM..]`. The
+    /// message's header is written into the room before the payload, so a large payload is
+    /// not copied until it goes into a frame. Returns `false` if there is no such stream.
+    ///
+    /// # Panics
+    ///
+    /// If `buffer` is shorter than [`STREAM_HEADROOM`].
+    pub fn send_stream_buffer(&mut self, stream: u64, mut buffer: Vec<u8>) -> bool {
+        assert!(buffer.len() >= STREAM_HEADROOM, "a stream buffer starts with STREAM_HEADROOM bytes of room");
         let Some(s) = self.streams.get_mut(&stream) else {
             return false;
         };
-        s.queue.push_back((Message::Stream { stream, payload }.to_vec(), payload.len() as u64));
+        let payload_len = buffer.len() - STREAM_HEADROOM;
+        let header = stream_header(stream, payload_len);
+        let start = STREAM_HEADROOM - header.len();
+        buffer[start..STREAM_HEADROOM].copy_from_slice(&header);
+        s.queue.push_back(Queued { bytes: buffer, start, cost: payload_len as u64 });
         true
     }
 
     /// Bytes queued on a stream and not yet sent.
     pub fn stream_backlog(&self, stream: u64) -> usize {
-        self.streams.get(&stream).map_or(0, |s| s.queue.iter().map(|(m, _)| m.len()).sum())
+        self.streams.get(&stream).map_or(0, |s| s.queue.iter().map(|q| q.bytes.len() - q.start).sum())
     }
 
     /// Call a method on the peer. Returns the call id. While the peer's price is above 0 the
@@ -1217,43 +1239,46 @@ impl Connection {
                 }
             }
             Phase::Open(_) => {
-                let mut plain = core::mem::take(&mut self.scratch);
-                plain.clear();
-                self.fill_frame(&mut plain);
-                if plain.is_empty() {
+                // The records go straight into `buf` and are sealed there.
+                buf.extend_from_slice(&[0, 0]);
+                let start = buf.len();
+                self.fill_frame(buf, start);
+                if buf.len() == start {
+                    buf.truncate(before);
                     if let Some(_error) = self.closing.take() {
                         self.phase = Phase::Closed;
                     }
                     return None;
                 }
+                buf.extend_from_slice(&[0; TAG_LEN]);
                 let Phase::Open(session) = &mut self.phase else { unreachable!() };
-                buf.resize(before + 2 + plain.len() + TAG_LEN, 0);
-                let n = session
-                    .established
-                    .transport
-                    .write_message(&plain, &mut buf[before + 2..])
-                    .expect("a frame within the size limit encrypts");
-                buf.truncate(before + 2 + n);
-                self.scratch = plain;
-                buf[before..before + 2].copy_from_slice(&(n as u16).to_be_bytes());
+                if session.established.sender.seal(&mut buf[start..]).is_err() {
+                    buf.truncate(before);
+                    self.phase = Phase::Closed;
+                    self.events
+                        .push_back(Event::Closed(ConnectionError::Protocol("the session's nonces are exhausted")));
+                    return None;
+                }
+                let n = (buf.len() - start) as u16;
+                buf[before..start].copy_from_slice(&n.to_be_bytes());
             }
         }
         self.last_sent = now;
         Some(buf.len() - before)
     }
 
-    /// Fill one frame's plaintext with records: the spilled message first, then control, then
-    /// streams and calls in turn.
-    fn fill_frame(&mut self, plain: &mut Vec<u8>) {
+    /// Fill one frame's plaintext, `plain[start..]`, with records: the spilled message first,
+    /// then control, then streams and calls in turn.
+    fn fill_frame(&mut self, plain: &mut Vec<u8>, start: usize) {
         loop {
-            let room = MAX_FRAME_PLAINTEXT.saturating_sub(plain.len());
+            let room = MAX_FRAME_PLAINTEXT.saturating_sub(plain.len() - start);
             if room < 16 {
                 return;
             }
             let (message, offset) = match self.spill.take() {
                 Some(spill) => spill,
                 None => match self.next_message() {
-                    Some(m) => (m, 0),
+                    Some(next) => next,
                     None => return,
                 },
             };
@@ -1269,9 +1294,10 @@ impl Connection {
         }
     }
 
-    fn next_message(&mut self) -> Option<Vec<u8>> {
+    /// The next message to send, as a buffer and where its encoding starts.
+    fn next_message(&mut self) -> Option<(Vec<u8>, usize)> {
         if let Some(m) = self.control.pop_front() {
-            return Some(m);
+            return Some((m, 0));
         }
         if self.closing.is_some() {
             return None;
@@ -1285,11 +1311,11 @@ impl Connection {
             if s.phase != StreamPhase::Open || s.send_credit <= 0 || self.conn_send_credit <= 0 {
                 continue;
             }
-            if let Some((m, cost)) = s.queue.pop_front() {
+            if let Some(Queued { bytes, start, cost }) = s.queue.pop_front() {
                 s.send_credit -= cost as i64;
                 self.conn_send_credit -= cost as i64;
                 self.cursor = id + 1;
-                return Some(m);
+                return Some((bytes, start));
             }
         }
         if self.conn_send_credit > 0
@@ -1297,7 +1323,7 @@ impl Connection {
         {
             self.conn_send_credit -= cost as i64;
             self.cursor = 0;
-            return Some(m);
+            return Some((m, 0));
         }
         None
     }
@@ -1348,6 +1374,15 @@ impl Connection {
     }
 }
 
+/// The encoding of `Stream { stream, payload }` up to the payload's bytes: that of an empty
+/// payload with the payload's length in place of the final zero.
+fn stream_header(stream: u64, payload_len: usize) -> Vec<u8> {
+    let mut header = Message::Stream { stream, payload: &[] }.to_vec();
+    header.pop();
+    write_varint(&mut header, payload_len as u64);
+    header
+}
+
 fn write_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -1373,4 +1408,29 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_stream_header_and_payload_encode_the_stream_message(
+            stream in any::<u64>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut framed = stream_header(stream, payload.len());
+            prop_assert!(framed.len() <= STREAM_HEADROOM);
+            framed.extend_from_slice(&payload);
+            prop_assert_eq!(framed, Message::Stream { stream, payload: &payload }.to_vec());
+        }
+    }
+
+    #[test]
+    fn a_header_for_the_largest_stream_and_length_fits_the_headroom() {
+        let header = stream_header(u64::MAX, usize::MAX);
+        assert_eq!(header.len(), STREAM_HEADROOM);
+    }
 }

@@ -7,7 +7,7 @@
 //! at most [`EndpointConfig::max_serving`] at a time; answering one lets the next through.
 
 use crate::connection::{
-    Admit, Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, call_code, stream_code,
+    Admit, Connection, ConnectionConfig, ConnectionError, Event as ConnEvent, STREAM_HEADROOM, call_code, stream_code,
 };
 use crate::handshake::{Identity, PeerId, Role};
 use crate::message::Unsolicited;
@@ -677,12 +677,14 @@ impl<S: Storage> Endpoint<S> {
             let Some(slot) = self.feeds.get(dk) else {
                 continue;
             };
-            let mut message = Vec::new();
             while link.connection.stream_backlog(*stream) < backlog {
+                // Encoded after room for the session header, and handed over whole: a data
+                // message is copied once, into its frames.
+                let mut message = Vec::with_capacity(STREAM_HEADROOM + 64);
+                message.resize(STREAM_HEADROOM, 0);
                 match replicator.poll_transmit(&slot.feed, &mut message) {
                     Ok(Some(_)) => {
-                        link.connection.send_stream(*stream, &message);
-                        message.clear();
+                        link.connection.send_stream_buffer(*stream, message);
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -11,6 +11,7 @@
 //! hash just before its message, so it cannot be lifted into another session or onto another
 //! static key. Randomness (the ephemeral keys) comes from a seed the caller passes in.
 
+use crate::cipher::CipherState;
 use crate::codec::{self, Bytes64};
 use core::time::Duration;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -238,7 +239,10 @@ pub struct Established {
     pub version: u16,
     /// The peer's feature bits.
     pub peer_features: u64,
-    pub(crate) transport: snow::TransportState,
+    /// Seals the frames we send.
+    pub(crate) sender: CipherState,
+    /// Opens the frames we receive.
+    pub(crate) receiver: CipherState,
 }
 
 fn noise_error(e: snow::Error) -> HandshakeError {
@@ -414,7 +418,7 @@ impl Handshake {
     }
 
     /// Finish: only a completed handshake yields a session.
-    pub fn into_established(self: Box<Self>) -> Result<Established, Box<Self>> {
+    pub fn into_established(mut self: Box<Self>) -> Result<Established, Box<Self>> {
         if !self.is_finished() {
             return Err(self);
         }
@@ -422,8 +426,14 @@ impl Handshake {
         let (peer, peer_features) = self.peer.expect("a finished handshake authenticated its peer");
         let version = self.version.expect("a finished handshake agreed a version");
         let role = self.role;
-        let transport = self.state.into_transport_mode().expect("a finished Noise handshake enters transport mode");
-        Ok(Established { peer, role, handshake_hash, version, peer_features, transport })
+        // Split(): the first key protects what the initiator sends, the second the reverse.
+        let (to_responder, to_initiator) = self.state.dangerously_get_raw_split();
+        let (send, receive) = match role {
+            Role::Initiator => (to_responder, to_initiator),
+            Role::Responder => (to_initiator, to_responder),
+        };
+        let (sender, receiver) = (CipherState::new(send), CipherState::new(receive));
+        Ok(Established { peer, role, handshake_hash, version, peer_features, sender, receiver })
     }
 }
 

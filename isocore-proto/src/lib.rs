@@ -8,13 +8,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cipher;
 mod codec;
 pub mod connection;
 pub mod handshake;
 pub mod message;
 
 pub use codec::MAX_MESSAGE_LEN;
-pub use connection::{Admit, Connection, ConnectionConfig, ConnectionError, Event, PeerPrice};
+pub use connection::{Admit, Connection, ConnectionConfig, ConnectionError, Event, PeerPrice, STREAM_HEADROOM};
 pub use handshake::{Handshake, HandshakeConfig, HandshakeError, Identity, PeerId, Role};
 pub use message::{Message, Unsolicited};
 pub mod endpoint;
