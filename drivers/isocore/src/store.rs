@@ -2,12 +2,16 @@
 //! of its own, heads, contiguous lengths and fork proofs in shared tables keyed by the feed's
 //! discovery key. One [`WriteBatch`] is one redb write
 //! transaction, so a crash at any instant leaves each feed at its old head or its new one.
+//! Large replicated entries go in an append-only file beside the database, which is synced
+//! before any commit that could make a row pointing into it durable.
 
 use bytes::Bytes;
 use isocore_log::{FeedKey, ForkProof, Hash, SignedHead, Storage, StoreError, WriteBatch};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -53,11 +57,14 @@ pub struct Db {
     generation: Arc<AtomicU64>,
     /// Commits what stores hold back, on a thread of its own.
     committer: Option<Arc<Committer>>,
+    /// Large entries of replicated feeds.
+    file: Arc<EntryFile>,
 }
 
-/// The layout of entries and nodes this version writes (rows, parts and pages). Format 2
-/// (rows and pages, no parts) is a subset and read as it is.
-const FORMAT: u64 = 3;
+/// The layout of entries and nodes this version writes (rows, parts, entries in the entry
+/// file, and pages). Formats 2 (no parts) and 3 (no entry file) are subsets and read as they
+/// are.
+const FORMAT: u64 = 4;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 impl Db {
@@ -65,6 +72,7 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         // redb caches up to 1 GiB by default; a node needs far less to stay fast.
         let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(err)?;
+        let file = EntryFile::open(&path.with_extension("entries"))?;
         let tx = db.begin_write().map_err(err)?;
         // Per-entry tables are the layout of format 1; reading them as rows would fail later
         // and less clearly.
@@ -99,8 +107,15 @@ impl Db {
             tx.open_table(FEEDS).map_err(err)?;
             tx.open_table(WRITERS).map_err(err)?;
         }
+        // Durable: rows of an earlier run that reach into the entry file become so with it.
+        file.sync()?;
         tx.commit().map_err(err)?;
-        Ok(Db { db: Arc::new(db), generation: Arc::default(), committer: Committer::start().map(Arc::new) })
+        Ok(Db {
+            db: Arc::new(db),
+            generation: Arc::default(),
+            committer: Committer::start().map(Arc::new),
+            file: Arc::new(file),
+        })
     }
 
     /// The store of one feed, registering it. `sync` makes every commit durable before it
@@ -114,6 +129,7 @@ impl Db {
             db: self.db.clone(),
             generation: self.generation.clone(),
             committer: self.committer.clone(),
+            file: self.file.clone(),
             in_flight: None,
             tables: Arc::new(Tables {
                 id,
@@ -153,6 +169,7 @@ impl Db {
                 }
             }
         }
+        self.file.sync()?;
         tx.commit().map_err(err)?;
         store.contiguous.set(contiguous);
         store.committed.set(contiguous);
@@ -163,6 +180,7 @@ impl Db {
     pub fn add_writer(&self, key: &FeedKey, seed: &[u8; 32]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(WRITERS).map_err(err)?.insert(&key.discovery_key(), seed).map_err(err)?;
+        self.file.sync()?;
         tx.commit().map_err(err)
     }
 
@@ -178,6 +196,7 @@ impl Db {
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().map_err(err)?;
         tx.set_durability(Durability::Immediate).map_err(|e| StoreError(Box::new(e)))?;
+        self.file.sync()?;
         tx.commit().map_err(err)
     }
 
@@ -201,15 +220,68 @@ fn corrupt(what: &'static str) -> StoreError {
     StoreError(format!("corrupt {what} in the database").into())
 }
 
+/// Entries too large for a row, of feeds committed without waiting for the disk, appended to
+/// a file of their own and found by (offset, length) from their row. They are written with
+/// one copy into the page cache: no database page to copy them into, no page checksum, and
+/// no sync each time redb grows its file.
+///
+/// Bytes are appended only inside a write transaction, before the commit whose rows point to
+/// them. Every durable commit syncs the file first, inside its transaction (so no commit can
+/// slip in between): no durable row points past what the disk holds. What a crash leaves past
+/// the last durable row is never pointed to; appends go on after it.
+struct EntryFile {
+    file: File,
+    /// Where the next append goes.
+    end: AtomicU64,
+    /// How much of the file is known to be on disk.
+    synced: AtomicU64,
+}
+
+impl EntryFile {
+    fn open(path: &Path) -> Result<EntryFile, StoreError> {
+        let io = |e: std::io::Error| StoreError(format!("entry file {}: {e}", path.display()).into());
+        let file = File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let end = file.metadata().map_err(io)?.len();
+        Ok(EntryFile { file, end: AtomicU64::new(end), synced: AtomicU64::new(0) })
+    }
+
+    /// Appends `bytes`; returns their offset. Only inside a write transaction.
+    fn append(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        let at = self.end.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+        self.file.write_all_at(bytes, at).map_err(|e| StoreError(format!("writing the entry file: {e}").into()))?;
+        Ok(at)
+    }
+
+    /// Fills `out` from `at`; a file shorter than a row says is corrupt.
+    fn read(&self, at: u64, out: &mut [u8]) -> Result<(), StoreError> {
+        self.file.read_exact_at(out, at).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => corrupt("entry file (shorter than its rows)"),
+            _ => StoreError(format!("reading the entry file: {e}").into()),
+        })
+    }
+
+    /// Puts everything appended so far on disk, if anything is new. Only inside a write
+    /// transaction, just before a durable commit.
+    fn sync(&self) -> Result<(), StoreError> {
+        let end = self.end.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) < end {
+            self.file.sync_data().map_err(|e| StoreError(format!("syncing the entry file: {e}").into()))?;
+            self.synced.store(end, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
 /// One feed's view of the node database.
 ///
 /// Entries are kept in *rows*: each write of consecutive new entries is one row keyed by its
 /// first index (`n: u32 LE`, then `n` end offsets as `u32 LE`, then the bytes), so a batch of
 /// a thousand small entries is one B-tree insert, and rows never overlap. A row fits a
 /// 32 KiB database page ([`ROW_BYTES`]); an entry too large for one gets a row of its own
-/// that says so (`0: u32 LE`, then its length as `u32 LE`), and its bytes go in *parts* of
-/// [`PART_BYTES`] keyed by (index, part), so that no entry is rounded up to a page twice its
-/// size. Tree nodes are
+/// that says so (`0: u32 LE`, then its length as `u32 LE`). A commit that waits for the disk
+/// puts its bytes in *parts* of [`PART_BYTES`] keyed by (index, part), so that no entry is
+/// rounded up to a page twice its size; one that does not appends them to the entry file and
+/// ends the row with their offset there (`u64 LE`). Tree nodes are
 /// kept in *pages* of 64 by `index / 64` (a `u64 LE` bitmap of the nodes present, then their
 /// hashes in order). The contiguous length lives in memory as well as in its row; a read
 /// snapshot is reused until this store commits again.
@@ -227,6 +299,7 @@ pub struct RedbStore {
     db: Arc<Database>,
     generation: Arc<AtomicU64>,
     committer: Option<Arc<Committer>>,
+    file: Arc<EntryFile>,
     /// Held-back batches being committed by the committer, served from memory until then.
     in_flight: Option<InFlight>,
     tables: Arc<Tables>,
@@ -334,7 +407,7 @@ impl Row {
     fn count(bytes: &[u8]) -> Result<u64, StoreError> {
         let n = bytes.get(..4).ok_or(corrupt("entry row"))?;
         match u32::from_le_bytes(n.try_into().expect("4 bytes")) {
-            0 if bytes.len() == 8 => Ok(1),
+            0 if bytes.len() == 8 || bytes.len() == 16 => Ok(1),
             0 => Err(corrupt("entry row")),
             n => Ok(u64::from(n)),
         }
@@ -440,6 +513,7 @@ const PART_BYTES: usize = ROW_BYTES;
 fn row_at(
     rows: &impl ReadableTable<u64, &'static [u8]>,
     parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    file: &EntryFile,
     index: u64,
 ) -> Result<Option<Row>, StoreError> {
     let Some(found) = rows.range(..=index).map_err(err)?.next_back() else { return Ok(None) };
@@ -459,6 +533,12 @@ fn row_at(
     let mut out = Vec::with_capacity(8 + len);
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&(len as u32).to_le_bytes());
+    if value.len() == 16 {
+        let at = u64::from_le_bytes(value[8..16].try_into().expect("8 bytes"));
+        out.resize(8 + len, 0);
+        file.read(at, &mut out[8..])?;
+        return Ok(Some(Row { start, bytes: out.into() }));
+    }
     for part in parts.range((start, 0)..=(start, u32::MAX)).map_err(err)? {
         let (_, bytes) = part.map_err(err)?;
         let bytes = bytes.value();
@@ -525,7 +605,9 @@ impl Storage for RedbStore {
         if let Some(e) = self.row.borrow().as_ref().and_then(|r| r.get(index)) {
             return Ok(Some(e));
         }
-        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, &s.parts, index))? else { return Ok(None) };
+        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, &s.parts, &self.file, index))? else {
+            return Ok(None);
+        };
         let entry = row.get(index);
         *self.row.borrow_mut() = Some(row);
         Ok(entry)
@@ -665,11 +747,13 @@ struct Written {
 /// [`RedbStore::absorb`]; a failed write changes nothing).
 fn write_batch(
     db: &Database,
+    file: &EntryFile,
     t: &Tables,
     base: Committed<'_>,
     batch: WriteBatch,
     durability: Durability,
 ) -> Result<Written, StoreError> {
+    let durable = !matches!(durability, Durability::None);
     let mut tx = db.begin_write().map_err(err)?;
     tx.set_durability(durability).map_err(|e| StoreError(Box::new(e)))?;
     // Rows are written from the committed prefix on: held-back entries are not in it.
@@ -707,11 +791,17 @@ fn write_batch(
             } else {
                 let (index, entry) = &run[0];
                 let len = u32::try_from(entry.len()).map_err(|_| StoreError("an entry of 4 GiB or more".into()))?;
-                let mut marker = [0u8; 8];
-                marker[4..].copy_from_slice(&len.to_le_bytes());
-                entries.insert(*index, &marker[..]).map_err(err)?;
-                for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
-                    parts.insert((*index, part as u32), bytes).map_err(err)?;
+                let mut marker = [0u8; 16];
+                marker[4..8].copy_from_slice(&len.to_le_bytes());
+                if !durable {
+                    marker[8..].copy_from_slice(&file.append(entry)?.to_le_bytes());
+                    entries.insert(*index, &marker[..]).map_err(err)?;
+                } else {
+                    // A durable commit would wait for two files; parts wait with the database.
+                    entries.insert(*index, &marker[..8]).map_err(err)?;
+                    for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
+                        parts.insert((*index, part as u32), bytes).map_err(err)?;
+                    }
                 }
             }
             let span = (run[0].0, run[0].0 + run.len() as u64);
@@ -754,6 +844,10 @@ fn write_batch(
             tx.open_table(FORKS).map_err(err)?.insert(&t.id, &bytes[..]).map_err(err)?;
         }
     }
+    if durable {
+        // Rows of earlier commits may point into the entry file.
+        file.sync()?;
+    }
     tx.commit().map_err(err)?;
     Ok(Written { rows: written, contiguous })
 }
@@ -779,11 +873,12 @@ impl RedbStore {
         let held = std::mem::take(&mut self.pending);
         let batch = held.to_batch();
         let (db, generation, tables) = (self.db.clone(), self.generation.clone(), self.tables.clone());
+        let file = self.file.clone();
         let (prefix, sparse, damaged) = (self.committed.get(), self.sparse.clone(), self.damaged.clone());
         let (answer, reply) = mpsc::channel();
         let job = move || {
             let base = Committed { prefix, sparse: &sparse, damaged: &damaged };
-            let written = write_batch(&db, &tables, base, batch, Durability::None);
+            let written = write_batch(&db, &file, &tables, base, batch, Durability::None);
             if written.is_ok() {
                 // Other stores' snapshots need not wait for this one to absorb it.
                 generation.fetch_add(1, Ordering::AcqRel);
@@ -843,7 +938,7 @@ impl RedbStore {
     /// in memory.
     fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let base = Committed { prefix: self.committed.get(), sparse: &self.sparse, damaged: &self.damaged };
-        let written = write_batch(&self.db, &self.tables, base, batch, durability)?;
+        let written = write_batch(&self.db, &self.file, &self.tables, base, batch, durability)?;
         self.absorb(written);
         Ok(())
     }

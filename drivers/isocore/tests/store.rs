@@ -213,3 +213,43 @@ fn a_damaged_row_past_the_prefix_is_left_out_and_written_over_when_fetched_again
         assert_eq!(store.entry(i).unwrap(), Some(Bytes::from(vec![i as u8; 100])), "entry {i}");
     }
 }
+
+/// Large replicated entries live in the entry file beside the database; one that the file
+/// no longer holds (cut short by a crash after its row was made durable without it, which
+/// the store never does, or by damage) is a clear error, and the rest is still served.
+#[test]
+fn large_replicated_entries_live_in_the_entry_file_and_a_short_file_is_an_error() {
+    use bytes::Bytes;
+    use isocore_log::{Storage, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let key = FeedKey::standalone(SigningKey::from_bytes(&[8; 32]).verifying_key());
+    let entry = |i: u64| Bytes::from(vec![i as u8; 40_000 + i as usize]);
+    {
+        let db = Db::open(&path).unwrap();
+        let mut store = db.feed(&key, false).unwrap();
+        store.apply(WriteBatch { entries: (0..6).map(|i| (i, entry(i))).collect(), ..WriteBatch::default() }).unwrap();
+        store.apply(WriteBatch { entries: vec![(6, Bytes::from_static(b"small"))], ..WriteBatch::default() }).unwrap();
+        store.flush().unwrap();
+        db.sync().unwrap();
+    }
+    let file = path.with_extension("entries");
+    let written = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(written, (0..6).map(|i| entry(i).len() as u64).sum::<u64>(), "the large entries, once each");
+    // Cut the file inside the last large entry.
+    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(written - 10).unwrap();
+    let db = Db::open(&path).unwrap();
+    let store = db.feed(&key, false).unwrap();
+    assert_eq!(store.contiguous().unwrap(), 7);
+    for i in 0..5 {
+        assert_eq!(store.entry(i).unwrap(), Some(entry(i)), "entry {i}");
+    }
+    let error = store.entry(5).expect_err("entry 5 is cut short").to_string();
+    assert!(error.contains("entry file"), "{error}");
+    assert_eq!(store.entry(6).unwrap().as_deref(), Some(&b"small"[..]));
+    // A durable store keeps its large entries in the database.
+    let mut durable = db.feed(&FeedKey::standalone(SigningKey::from_bytes(&[9; 32]).verifying_key()), true).unwrap();
+    durable.apply(WriteBatch { entries: vec![(0, entry(9))], ..WriteBatch::default() }).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), written - 10);
+    assert_eq!(durable.entry(0).unwrap(), Some(entry(9)));
+}
