@@ -51,14 +51,36 @@ fn err(e: impl Into<redb::Error>) -> StoreError {
 /// A node's database.
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<Database>,
+    db: Arc<Files>,
     /// Bumped by every commit of any feed: read snapshots older than it are dropped, so no
     /// store pins pages that later writes freed.
     generation: Arc<AtomicU64>,
     /// Commits what stores hold back, on a thread of its own.
     committer: Option<Arc<Committer>>,
+}
+
+/// The database and its entry file, which go together.
+struct Files {
+    database: Database,
     /// Large entries of replicated feeds.
-    file: Arc<EntryFile>,
+    entries: EntryFile,
+}
+
+impl std::ops::Deref for Files {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.database
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        // Closing the database makes its non-durable commits durable: the entries their rows
+        // point to must be on disk first.
+        if let Err(e) = self.entries.sync() {
+            tracing::error!(%e, "the entry file could not be synced before the database closed");
+        }
+    }
 }
 
 /// The layout of entries and nodes this version writes (rows, parts, entries in the entry
@@ -107,14 +129,11 @@ impl Db {
             tx.open_table(FEEDS).map_err(err)?;
             tx.open_table(WRITERS).map_err(err)?;
         }
-        // Durable: rows of an earlier run that reach into the entry file become so with it.
-        file.sync()?;
         tx.commit().map_err(err)?;
         Ok(Db {
-            db: Arc::new(db),
+            db: Arc::new(Files { database: db, entries: file }),
             generation: Arc::default(),
             committer: Committer::start().map(Arc::new),
-            file: Arc::new(file),
         })
     }
 
@@ -129,7 +148,6 @@ impl Db {
             db: self.db.clone(),
             generation: self.generation.clone(),
             committer: self.committer.clone(),
-            file: self.file.clone(),
             in_flight: None,
             tables: Arc::new(Tables {
                 id,
@@ -169,7 +187,7 @@ impl Db {
                 }
             }
         }
-        self.file.sync()?;
+        self.db.entries.sync()?;
         tx.commit().map_err(err)?;
         store.contiguous.set(contiguous);
         store.committed.set(contiguous);
@@ -180,7 +198,7 @@ impl Db {
     pub fn add_writer(&self, key: &FeedKey, seed: &[u8; 32]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(WRITERS).map_err(err)?.insert(&key.discovery_key(), seed).map_err(err)?;
-        self.file.sync()?;
+        self.db.entries.sync()?;
         tx.commit().map_err(err)
     }
 
@@ -196,7 +214,7 @@ impl Db {
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().map_err(err)?;
         tx.set_durability(Durability::Immediate).map_err(|e| StoreError(Box::new(e)))?;
-        self.file.sync()?;
+        self.db.entries.sync()?;
         tx.commit().map_err(err)
     }
 
@@ -227,26 +245,46 @@ fn corrupt(what: &'static str) -> StoreError {
 ///
 /// Bytes are appended only inside a write transaction, before the commit whose rows point to
 /// them. Every durable commit syncs the file first, inside its transaction (so no commit can
-/// slip in between): no durable row points past what the disk holds. What a crash leaves past
-/// the last durable row is never pointed to; appends go on after it.
+/// slip in between), and so does closing the database, which makes its commits durable: no
+/// durable row points past what the disk holds. What a crash, an aborted commit or a retried
+/// one leaves unreferenced stays in the file (it only grows); appends go on after it.
 struct EntryFile {
     file: File,
     /// Where the next append goes.
     end: AtomicU64,
     /// How much of the file is known to be on disk.
     synced: AtomicU64,
+    /// A sync failed: the kernel may have dropped what it could not write and would report
+    /// the next sync clean, so nothing more is appended or made durable until a reopen.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl EntryFile {
     fn open(path: &Path) -> Result<EntryFile, StoreError> {
         let io = |e: std::io::Error| StoreError(format!("entry file {}: {e}", path.display()).into());
+        let created = !path.exists();
         let file = File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        if created {
+            // The file's name must last as long as the rows that will point into it.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         let end = file.metadata().map_err(io)?.len();
-        Ok(EntryFile { file, end: AtomicU64::new(end), synced: AtomicU64::new(0) })
+        // What an earlier run left unsynced, no surviving row points to (non-durable commits
+        // do not outlive a crash, and closing synced first).
+        Ok(EntryFile { file, end: AtomicU64::new(end), synced: AtomicU64::new(end), failed: Default::default() })
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError("an earlier sync of the entry file failed; reopen the database".into()));
+        }
+        Ok(())
     }
 
     /// Appends `bytes`; returns their offset. Only inside a write transaction.
     fn append(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        self.check()?;
         let at = self.end.fetch_add(bytes.len() as u64, Ordering::AcqRel);
         self.file.write_all_at(bytes, at).map_err(|e| StoreError(format!("writing the entry file: {e}").into()))?;
         Ok(at)
@@ -263,9 +301,13 @@ impl EntryFile {
     /// Puts everything appended so far on disk, if anything is new. Only inside a write
     /// transaction, just before a durable commit.
     fn sync(&self) -> Result<(), StoreError> {
+        self.check()?;
         let end = self.end.load(Ordering::Acquire);
         if self.synced.load(Ordering::Acquire) < end {
-            self.file.sync_data().map_err(|e| StoreError(format!("syncing the entry file: {e}").into()))?;
+            if let Err(e) = self.file.sync_data() {
+                self.failed.store(true, Ordering::Release);
+                return Err(StoreError(format!("syncing the entry file: {e}").into()));
+            }
             self.synced.store(end, Ordering::Release);
         }
         Ok(())
@@ -296,10 +338,9 @@ impl EntryFile {
 /// loses what was held back, as it loses a non-durable commit; the feed is still at an old
 /// head or a newer one.
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Arc<Files>,
     generation: Arc<AtomicU64>,
     committer: Option<Arc<Committer>>,
-    file: Arc<EntryFile>,
     /// Held-back batches being committed by the committer, served from memory until then.
     in_flight: Option<InFlight>,
     tables: Arc<Tables>,
@@ -508,8 +549,8 @@ const ROW_BYTES: usize = (32 << 10) - 256;
 /// Bytes in each part of an entry too large for a row (the last may be shorter).
 const PART_BYTES: usize = ROW_BYTES;
 
-/// The row holding entry `index` in `rows`, if any (a row of parts read back as a row of
-/// one entry).
+/// The row holding entry `index` in `rows`, if any (an entry in parts or in the entry file
+/// read back as a row of one entry).
 fn row_at(
     rows: &impl ReadableTable<u64, &'static [u8]>,
     parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
@@ -605,7 +646,7 @@ impl Storage for RedbStore {
         if let Some(e) = self.row.borrow().as_ref().and_then(|r| r.get(index)) {
             return Ok(Some(e));
         }
-        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, &s.parts, &self.file, index))? else {
+        let Some(row) = self.with_snapshot(|s| row_at(&s.entries, &s.parts, &self.db.entries, index))? else {
             return Ok(None);
         };
         let entry = row.get(index);
@@ -744,10 +785,10 @@ struct Written {
 }
 
 /// Writes `batch` in one transaction (the store's memory is updated from the result by
-/// [`RedbStore::absorb`]; a failed write changes nothing).
+/// [`RedbStore::absorb`]; a failed write changes nothing read, though it may leave bytes no
+/// row points to in the entry file).
 fn write_batch(
-    db: &Database,
-    file: &EntryFile,
+    db: &Files,
     t: &Tables,
     base: Committed<'_>,
     batch: WriteBatch,
@@ -769,7 +810,7 @@ fn write_batch(
         fresh.sort_unstable_by_key(|(i, _)| *i);
         fresh.dedup_by_key(|(i, _)| *i);
         // One row per run of consecutive indices, of at most ROW_BYTES encoded; an entry
-        // too large for a row alone goes in parts.
+        // too large for a row alone goes in the entry file, or in parts if durable.
         let mut parts = tx.open_table(parts_table(&t.parts)).map_err(err)?;
         let mut at = 0;
         while at < fresh.len() {
@@ -794,10 +835,11 @@ fn write_batch(
                 let mut marker = [0u8; 16];
                 marker[4..8].copy_from_slice(&len.to_le_bytes());
                 if !durable {
-                    marker[8..].copy_from_slice(&file.append(entry)?.to_le_bytes());
+                    marker[8..].copy_from_slice(&db.entries.append(entry)?.to_le_bytes());
                     entries.insert(*index, &marker[..]).map_err(err)?;
                 } else {
-                    // A durable commit would wait for two files; parts wait with the database.
+                    // Parts are synced with the database: a durable commit waits for the entry
+                    // file only if replicated entries were appended since its last sync.
                     entries.insert(*index, &marker[..8]).map_err(err)?;
                     for (part, bytes) in entry.chunks(PART_BYTES).enumerate() {
                         parts.insert((*index, part as u32), bytes).map_err(err)?;
@@ -846,7 +888,7 @@ fn write_batch(
     }
     if durable {
         // Rows of earlier commits may point into the entry file.
-        file.sync()?;
+        db.entries.sync()?;
     }
     tx.commit().map_err(err)?;
     Ok(Written { rows: written, contiguous })
@@ -873,12 +915,11 @@ impl RedbStore {
         let held = std::mem::take(&mut self.pending);
         let batch = held.to_batch();
         let (db, generation, tables) = (self.db.clone(), self.generation.clone(), self.tables.clone());
-        let file = self.file.clone();
         let (prefix, sparse, damaged) = (self.committed.get(), self.sparse.clone(), self.damaged.clone());
         let (answer, reply) = mpsc::channel();
         let job = move || {
             let base = Committed { prefix, sparse: &sparse, damaged: &damaged };
-            let written = write_batch(&db, &file, &tables, base, batch, Durability::None);
+            let written = write_batch(&db, &tables, base, batch, Durability::None);
             if written.is_ok() {
                 // Other stores' snapshots need not wait for this one to absorb it.
                 generation.fetch_add(1, Ordering::AcqRel);
@@ -938,7 +979,7 @@ impl RedbStore {
     /// in memory.
     fn commit(&mut self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let base = Committed { prefix: self.committed.get(), sparse: &self.sparse, damaged: &self.damaged };
-        let written = write_batch(&self.db, &self.file, &self.tables, base, batch, durability)?;
+        let written = write_batch(&self.db, &self.tables, base, batch, durability)?;
         self.absorb(written);
         Ok(())
     }

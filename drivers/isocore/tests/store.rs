@@ -252,4 +252,15 @@ fn large_replicated_entries_live_in_the_entry_file_and_a_short_file_is_an_error(
     durable.apply(WriteBatch { entries: vec![(0, entry(9))], ..WriteBatch::default() }).unwrap();
     assert_eq!(std::fs::metadata(&file).unwrap().len(), written - 10);
     assert_eq!(durable.entry(0).unwrap(), Some(entry(9)));
+    // Closed without a sync: closing makes the commits durable, and the entries with them.
+    let late = FeedKey::standalone(SigningKey::from_bytes(&[10; 32]).verifying_key());
+    {
+        let mut store = db.feed(&late, false).unwrap();
+        store.apply(WriteBatch { entries: vec![(0, entry(20)), (1, entry(21))], ..WriteBatch::default() }).unwrap();
+    }
+    drop((store, durable, db));
+    let db = Db::open(&path).unwrap();
+    let store = db.feed(&late, false).unwrap();
+    assert_eq!(store.entry(1).unwrap(), Some(entry(21)));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), written - 10 + (entry(20).len() + entry(21).len()) as u64);
 }
