@@ -323,7 +323,7 @@ impl EntryFile {
 /// that says so (`0: u32 LE`, then its length as `u32 LE`). A commit that waits for the disk
 /// puts its bytes in *parts* of [`PART_BYTES`] keyed by (index, part), so that no entry is
 /// rounded up to a page twice its size; one that does not appends them to the entry file and
-/// ends the row with their offset there (`u64 LE`). Tree nodes are
+/// ends the row with their offset there and their CRC-32 ([`FILE_ROW`]). Tree nodes are
 /// kept in *pages* of 64 by `index / 64` (a `u64 LE` bitmap of the nodes present, then their
 /// hashes in order). The contiguous length lives in memory as well as in its row; a read
 /// snapshot is reused until this store commits again.
@@ -448,7 +448,7 @@ impl Row {
     fn count(bytes: &[u8]) -> Result<u64, StoreError> {
         let n = bytes.get(..4).ok_or(corrupt("entry row"))?;
         match u32::from_le_bytes(n.try_into().expect("4 bytes")) {
-            0 if bytes.len() == 8 || bytes.len() == 16 => Ok(1),
+            0 if bytes.len() == 8 || bytes.len() == FILE_ROW => Ok(1),
             0 => Err(corrupt("entry row")),
             n => Ok(u64::from(n)),
         }
@@ -548,6 +548,9 @@ fn row_end(rows: &BTreeMap<u64, u64>, index: u64) -> Option<u64> {
 const ROW_BYTES: usize = (32 << 10) - 256;
 /// Bytes in each part of an entry too large for a row (the last may be shorter).
 const PART_BYTES: usize = ROW_BYTES;
+/// Bytes of the row of an entry in the entry file: `0: u32`, its length as `u32`, its offset
+/// as `u64` and the CRC-32 of its bytes as `u32`, all little-endian.
+const FILE_ROW: usize = 20;
 
 /// The row holding entry `index` in `rows`, if any (an entry in parts or in the entry file
 /// read back as a row of one entry).
@@ -574,10 +577,13 @@ fn row_at(
     let mut out = Vec::with_capacity(8 + len);
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&(len as u32).to_le_bytes());
-    if value.len() == 16 {
+    if value.len() == FILE_ROW {
         let at = u64::from_le_bytes(value[8..16].try_into().expect("8 bytes"));
         out.resize(8 + len, 0);
         file.read(at, &mut out[8..])?;
+        if crc32fast::hash(&out[8..]).to_le_bytes() != value[16..20] {
+            return Err(corrupt("entry file (an entry does not match its checksum)"));
+        }
         return Ok(Some(Row { start, bytes: out.into() }));
     }
     for part in parts.range((start, 0)..=(start, u32::MAX)).map_err(err)? {
@@ -832,10 +838,12 @@ fn write_batch(
             } else {
                 let (index, entry) = &run[0];
                 let len = u32::try_from(entry.len()).map_err(|_| StoreError("an entry of 4 GiB or more".into()))?;
-                let mut marker = [0u8; 16];
+                let mut marker = [0u8; FILE_ROW];
                 marker[4..8].copy_from_slice(&len.to_le_bytes());
                 if !durable {
-                    marker[8..].copy_from_slice(&db.entries.append(entry)?.to_le_bytes());
+                    marker[8..16].copy_from_slice(&db.entries.append(entry)?.to_le_bytes());
+                    // redb checksums its pages; the file's bytes are checked by their row.
+                    marker[16..].copy_from_slice(&crc32fast::hash(entry).to_le_bytes());
                     entries.insert(*index, &marker[..]).map_err(err)?;
                 } else {
                     // Parts are synced with the database: a durable commit waits for the entry

@@ -215,8 +215,8 @@ fn a_damaged_row_past_the_prefix_is_left_out_and_written_over_when_fetched_again
 }
 
 /// Large replicated entries live in the entry file beside the database; one that the file
-/// no longer holds (cut short by a crash after its row was made durable without it, which
-/// the store never does, or by damage) is a clear error, and the rest is still served.
+/// no longer holds or holds changed (damage: the store never makes a row durable before its
+/// bytes) is a clear error, and the rest is still served.
 #[test]
 fn large_replicated_entries_live_in_the_entry_file_and_a_short_file_is_an_error() {
     use bytes::Bytes;
@@ -236,14 +236,22 @@ fn large_replicated_entries_live_in_the_entry_file_and_a_short_file_is_an_error(
     let file = path.with_extension("entries");
     let written = std::fs::metadata(&file).unwrap().len();
     assert_eq!(written, (0..6).map(|i| entry(i).len() as u64).sum::<u64>(), "the large entries, once each");
-    // Cut the file inside the last large entry.
-    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(written - 10).unwrap();
+    // Cut the file inside the last large entry, and change a byte of entry 3.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        f.set_len(written - 10).unwrap();
+        let inside_3 = (0..3).map(|i| entry(i).len() as u64).sum::<u64>() + 100;
+        f.write_all_at(&[0xff], inside_3).unwrap();
+    }
     let db = Db::open(&path).unwrap();
     let store = db.feed(&key, false).unwrap();
     assert_eq!(store.contiguous().unwrap(), 7);
-    for i in 0..5 {
+    for i in [0, 1, 2, 4] {
         assert_eq!(store.entry(i).unwrap(), Some(entry(i)), "entry {i}");
     }
+    let error = store.entry(3).expect_err("entry 3 was changed").to_string();
+    assert!(error.contains("checksum"), "{error}");
     let error = store.entry(5).expect_err("entry 5 is cut short").to_string();
     assert!(error.contains("entry file"), "{error}");
     assert_eq!(store.entry(6).unwrap().as_deref(), Some(&b"small"[..]));
